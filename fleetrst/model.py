@@ -1,0 +1,184 @@
+"""The values that flow through fleetrst, from inventory to report.
+
+Everything here is plain data: frozen dataclasses with no I/O. Every other module may read this one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+# --- what a host is and how to reach it -------------------------------------------------------------
+
+ConnectionKind = Literal["ssh", "paramiko", "local"]
+HostKeyChecking = Literal["yes", "no", "accept-new"]
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """How to reach one host: resolved from inventory variables, ssh args and CLI flags.
+
+    Secrets (``password``, ``become_password``) are excluded from ``repr`` so that they cannot reach a
+    log line by accident.
+    """
+
+    address: str
+    connection: ConnectionKind = "ssh"
+    port: int | None = None  # None: the transport's default (22, or ~/.ssh/config)
+    user: str | None = None
+    private_keys: tuple[str, ...] = ()
+    password: str | None = field(default=None, repr=False)
+    known_hosts: tuple[str, ...] = ()  # extra known_hosts files (UserKnownHostsFile, --known-hosts)
+    host_key_checking: HostKeyChecking = "yes"
+    proxy_jump: str | None = None
+    connect_timeout: float | None = None
+    become: bool = False
+    become_user: str = "root"
+    become_method: str = "sudo"
+    become_password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One selected host, ready for a transport: its name, groups, connection and our own settings.
+
+    ``fleetrst_vars`` holds the host's ``fleetrst_*`` variables (templates rendered), e.g.
+    ``fleetrst_thresholds``; ``error`` is set when the host's variables could not be resolved (a
+    template that does not render, a port that is not an integer): such a host is reported as an
+    ``error`` without connecting.
+    """
+
+    name: str
+    groups: tuple[str, ...]
+    connection: ConnectionSettings
+    fleetrst_vars: Mapping[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+# --- what the kernel told us ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One reading of a host's TCP counters (one network namespace), as the kernel printed them."""
+
+    tcp: Mapping[str, int]  # /proc/net/snmp, the "Tcp:" line, by name
+    tcpext: Mapping[str, int]  # /proc/net/netstat, the "TcpExt:" line, by name
+    uptime_s: float  # /proc/uptime, first field: the host's own clock for the interval
+    boot_id: str  # /proc/sys/kernel/random/boot_id
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Per-second rates between two snapshots over the host's own interval.
+
+    ``per_second`` holds every monotonic counter under its kernel name (``AttemptFails``,
+    ``TCPAbortOnData``, ...) and the named rates (``resets_received``, ``resets_sent``, ...).
+    ``gauges`` holds values that are levels, not counters (``CurrEstab``, ``MaxConn``, ...), as read in
+    the second snapshot. ``wrapped`` names counters whose decrease was taken as a wrap, ``reset`` those
+    whose decrease was too large to be a wrap (rate 0).
+    """
+
+    interval_s: float
+    per_second: Mapping[str, float]
+    gauges: Mapping[str, int] = field(default_factory=dict)
+    wrapped: tuple[str, ...] = ()
+    reset: tuple[str, ...] = ()
+
+
+# --- judgement --------------------------------------------------------------------------------------
+
+Level = Literal["ok", "warning", "critical"]
+Status = Literal["ok", "warning", "critical", "unreachable", "error", "interrupted"]
+
+# Worst first: the order of the fleet table and of exit-code precedence.
+STATUS_ORDER: tuple[Status, ...] = ("critical", "warning", "error", "unreachable", "interrupted", "ok")
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A metric's limits in events per second; ``None`` means that level is not checked."""
+
+    warning: float | None = None
+    critical: float | None = None
+
+
+@dataclass(frozen=True)
+class Trip:
+    """One metric over one limit."""
+
+    metric: str
+    level: Literal["warning", "critical"]
+    value: float
+    limit: float
+    rule: Literal["threshold", "spike"] = "threshold"
+    baseline: float | None = None  # with the spike rule: the baseline rate the limit came from
+
+    def describe(self) -> str:
+        if self.rule == "spike":
+            return f"{self.metric} {self.value:.1f}/s > 10×max(5, {self.baseline or 0:.1f}) spike"
+        return f"{self.metric} {self.value:.1f}/s > {self.limit:g}"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    level: Level
+    tripped: tuple[Trip, ...] = ()
+
+
+# --- outcome ----------------------------------------------------------------------------------------
+
+ErrorKind = Literal[
+    "refused",
+    "timeout",
+    "no_route",
+    "dns",
+    "host_key",
+    "auth",
+    "parse",
+    "output_cap",
+    "rebooted",
+    "command",
+    "config",
+    "interrupted",
+    "internal",
+]
+
+
+@dataclass(frozen=True)
+class HostResult:
+    """One host's outcome. A failure is a value: ``status`` says which, ``error`` says what."""
+
+    host: str
+    address: str
+    groups: tuple[str, ...]
+    status: Status
+    error: str | None = None
+    error_kind: ErrorKind | None = None
+    rates: Rates | None = None
+    baseline: Rates | None = None  # with --baseline: the rates over the earlier interval
+    tripped: tuple[Trip, ...] = ()
+    investigation: Mapping[str, Any] | None = None
+    elapsed_s: float = 0.0  # controller wall time spent on this host, connect to close
+
+    @property
+    def interval_s(self) -> float | None:
+        return self.rates.interval_s if self.rates else None
+
+
+@dataclass(frozen=True)
+class FleetReport:
+    """A whole sweep: what was asked, and every host's result."""
+
+    hosts: tuple[HostResult, ...]
+    started_at: str  # ISO 8601, UTC
+    duration_s: float
+    window_s: float
+    baseline_s: float | None = None
+    pattern: str = "all"
+    limit: str | None = None
+    inventories: tuple[str, ...] = ()
+
+    def count(self, status: Status) -> int:
+        return sum(1 for h in self.hosts if h.status == status)
