@@ -76,8 +76,11 @@ class ProbeParseError(ValueError):
         return f"could not parse {where}: {self.reason}"
 
 
-class MeasureError(ValueError):
-    """Two snapshots that cannot give rates (a reboot between them, an interval that is not positive)."""
+class MeasureError(ProbeParseError):
+    """Two snapshots that cannot give rates (a reboot between them, an interval that is not positive).
+
+    A kind of :class:`ProbeParseError`: the host's output, though well-formed, does not hold together.
+    """
 
 
 class RebootedError(MeasureError):
