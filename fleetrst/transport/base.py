@@ -28,6 +28,7 @@ class TransportError(Exception):
 
     kind: ErrorKind = "internal"
     unreachable: bool = False  # True: the host's status is "unreachable", else "error"
+    retriable: bool = False  # True: dropped during the handshake; one more try may succeed
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -37,9 +38,10 @@ class TransportError(Exception):
 class Unreachable(TransportError):
     unreachable = True
 
-    def __init__(self, message: str, kind: ErrorKind = "refused") -> None:
+    def __init__(self, message: str, kind: ErrorKind = "refused", *, retriable: bool = False) -> None:
         super().__init__(message)
         self.kind = kind
+        self.retriable = retriable
 
 
 class HostKeyError(TransportError):

@@ -1,0 +1,185 @@
+"""The default transport: asyncssh, many hosts on one event loop.
+
+Cost is kept per sweep, not per host: known_hosts files are parsed once per distinct set of files,
+client keys once per distinct set of key files (the default keys once), GSSAPI is off, and
+``~/.ssh/config`` is handed to asyncssh only when it exists (it then honours Host blocks, HostName,
+User, Port, IdentityFile and ProxyJump for us).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+from asyncssh.public_key import load_default_keypairs
+
+from ..model import ConnectionSettings, Target
+from .base import (
+    DEFAULT_MAX_OUTPUT,
+    AuthError,
+    CommandTimeout,
+    ExecResult,
+    HostKeyError,
+    TransportError,
+    Unreachable,
+)
+from .common import (
+    STDERR_KEEP,
+    classify_os_error,
+    decode_output,
+    known_hosts_files,
+    read_capped,
+    read_text_files,
+    user_known_hosts,
+)
+from .known_hosts import NewHostKeys
+
+
+class AsyncsshSession:
+    def __init__(self, conn: Any, target: Target) -> None:
+        self._conn = conn
+        self._target = target
+
+    async def run(self, command: str, *, timeout: float, max_output: int = DEFAULT_MAX_OUTPUT) -> ExecResult:
+        try:
+            async with asyncio.timeout(timeout):
+                process = await self._conn.create_process(command, encoding=None, stdin=asyncssh.DEVNULL)
+                try:
+                    stdout, stderr = await asyncio.gather(
+                        read_capped(process.stdout, max_output, fail=True),
+                        read_capped(process.stderr, STDERR_KEEP, fail=False),
+                    )
+                    await process.wait_closed()
+                finally:
+                    process.close()
+        except TimeoutError:
+            raise CommandTimeout(f"timed out after {timeout:g}s waiting for the command") from None
+        except asyncssh.Error as exc:
+            raise TransportError(f"ssh error while running the command: {exc.reason}") from exc
+        except OSError as exc:
+            raise TransportError(f"connection lost while running the command: {exc}") from exc
+        return ExecResult(decode_output(stdout), decode_output(stderr), process.exit_status)
+
+    async def close(self) -> None:
+        self._conn.close()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(2):
+                await self._conn.wait_closed()
+
+
+class AsyncsshTransport:
+    name = "ssh"
+
+    def __init__(self, *, ssh_config: str | None = None) -> None:
+        default_config = Path("~/.ssh/config").expanduser()
+        if ssh_config is None and os.access(default_config, os.R_OK):
+            ssh_config = str(default_config)
+        self._ssh_config = ssh_config
+        self._known_hosts: dict[tuple[str, ...], asyncssh.SSHKnownHosts] = {}
+        self._keys: dict[tuple[str, ...], list[Any]] = {}
+        self.new_host_keys = NewHostKeys(user_known_hosts())
+
+    # --- state loaded once per sweep -------------------------------------------------------------
+
+    def _known_hosts_for(self, settings: ConnectionSettings) -> asyncssh.SSHKnownHosts:
+        files = known_hosts_files(settings)
+        cached = self._known_hosts.get(files)
+        if cached is None:
+            try:
+                cached = asyncssh.import_known_hosts(read_text_files(files))
+            except (ValueError, asyncssh.Error) as exc:
+                raise TransportError(f"cannot parse known_hosts ({', '.join(files)}): {exc}") from exc
+            self._known_hosts[files] = cached
+        return cached
+
+    def _client_keys_for(self, settings: ConnectionSettings) -> list[Any] | None:
+        """Loaded key pairs, or None to let asyncssh pick keys (from ~/.ssh/config or the agent)."""
+        paths = tuple(str(Path(p).expanduser()) for p in settings.private_keys)
+        if not paths and self._ssh_config:
+            return None
+        cached = self._keys.get(paths)
+        if cached is None:
+            try:
+                if paths:
+                    cached = list(asyncssh.load_keypairs(list(paths)))
+                else:
+                    cached = list(load_default_keypairs())
+            except (OSError, ValueError, asyncssh.Error) as exc:
+                raise AuthError(f"cannot load private key {', '.join(paths)}: {exc}") from exc
+            self._keys[paths] = cached
+        return cached
+
+    # --- one host ----------------------------------------------------------------------------------
+
+    async def open(self, target: Target, *, timeout: float) -> AsyncsshSession:
+        settings = target.connection
+        port = settings.port or 22
+        options: dict[str, Any] = {
+            "connect_timeout": None,  # the caller's deadline (asyncio.timeout below) governs
+            "login_timeout": timeout,
+            "gss_auth": False,
+            "gss_kex": False,
+            "request_pty": False,
+            "config": [self._ssh_config] if self._ssh_config else None,
+            "password_auth": settings.password is not None,
+            "kbdint_auth": settings.password is not None,
+        }
+        if settings.port is not None:
+            options["port"] = settings.port
+        if settings.user:
+            options["username"] = settings.user
+        if settings.password is not None:
+            options["password"] = settings.password
+        keys = self._client_keys_for(settings)
+        if keys is not None:
+            options["client_keys"] = keys
+        if settings.proxy_jump:
+            options["tunnel"] = settings.proxy_jump
+
+        known = self._known_hosts_for(settings)
+        unknown_host = not any(known.match(settings.address, settings.address, settings.port)[:2])
+        if settings.host_key_checking == "no" or (
+            settings.host_key_checking == "accept-new" and unknown_host
+        ):
+            options["known_hosts"] = None
+        else:
+            options["known_hosts"] = known
+
+        try:
+            async with asyncio.timeout(timeout):
+                conn = await asyncssh.connect(settings.address, **options)
+        except TimeoutError:
+            raise Unreachable(f"connect timed out after {timeout:g}s", "timeout") from None
+        except asyncssh.HostKeyNotVerifiable:
+            if unknown_host:
+                raise HostKeyError(
+                    f"host key unknown: {settings.address} is not in known_hosts "
+                    "(StrictHostKeyChecking=yes; use accept-new to trust it on first use)"
+                ) from None
+            raise HostKeyError(
+                f"host key mismatch: the key {settings.address} presented is not the one in known_hosts"
+            ) from None
+        except asyncssh.PermissionDenied:
+            user = settings.user or "(default user)"
+            raise AuthError(f"authentication failed for user {user}") from None
+        except (asyncssh.ConnectionLost, asyncssh.DisconnectError) as exc:
+            raise Unreachable(
+                f"connection closed during the handshake: {exc.reason}", "refused", retriable=True
+            ) from exc
+        except OSError as exc:
+            raise classify_os_error(exc, settings.address, port) from exc
+        except (asyncssh.Error, ValueError) as exc:
+            raise TransportError(f"ssh connection failed: {exc}") from exc
+
+        if settings.host_key_checking == "accept-new" and unknown_host:
+            key = conn.get_server_host_key()
+            if key is not None:
+                self.new_host_keys.add(settings.address, settings.port, key.export_public_key().decode())
+        return AsyncsshSession(conn, target)
+
+    async def aclose(self) -> None:
+        self.new_host_keys.save()
