@@ -64,7 +64,10 @@ def _seconds(value: object, what: str) -> str:
     """A validated duration as shell text: digits and at most one dot, nothing else can get through."""
     if isinstance(value, bool) or not isinstance(value, Real):
         raise ValueError(f"{what} must be a number of seconds, got {value!r}")
-    seconds = float(value)
+    try:
+        seconds = float(value)
+    except OverflowError:  # an int too large for a float
+        seconds = math.inf
     if not math.isfinite(seconds) or seconds <= 0 or seconds > MAX_SLEEP_S:
         raise ValueError(f"{what} must be more than 0 and at most {MAX_SLEEP_S:g} seconds, got {value!r}")
     if seconds.is_integer():
@@ -107,6 +110,8 @@ class _Reader:
 
     def __init__(self, text: str) -> None:
         self.lines = [line.rstrip("\r") for line in text.split("\n")]
+        if self.lines[-1] == "":
+            self.lines.pop()  # the final newline ends the last line; it does not start another
         self.pos = 0
 
     def at_end(self) -> bool:
