@@ -101,7 +101,8 @@ def render_table(report: FleetReport, table_format: str = "simple") -> str:
         ]
         for h in worst_first(report.hosts)
     ]
-    table = tabulate(rows, headers=headers, tablefmt=table_format, disable_numparse=True)
+    align = ("left", "left", *("right" for _ in TABLE_RATES), "left", "left")
+    table = tabulate(rows, headers=headers, tablefmt=table_format, disable_numparse=True, colalign=align)
     return f"{table}\n{summary_line(report)}\n"
 
 

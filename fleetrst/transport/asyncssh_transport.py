@@ -34,7 +34,7 @@ from .common import (
     known_hosts_files,
     read_capped,
     read_text_files,
-    user_known_hosts,
+    seconds,
 )
 from .known_hosts import NewHostKeys
 
@@ -57,7 +57,7 @@ class AsyncsshSession:
                 finally:
                     process.close()
         except TimeoutError:
-            raise CommandTimeout(f"timed out after {timeout:g}s waiting for the command") from None
+            raise CommandTimeout(f"timed out after {seconds(timeout)} waiting for the command") from None
         except asyncssh.Error as exc:
             raise TransportError(f"ssh error while running the command: {exc.reason}") from exc
         except OSError as exc:
@@ -81,7 +81,7 @@ class AsyncsshTransport:
         self._ssh_config = ssh_config
         self._known_hosts: dict[tuple[str, ...], asyncssh.SSHKnownHosts] = {}
         self._keys: dict[tuple[str, ...], list[Any]] = {}
-        self.new_host_keys = NewHostKeys(user_known_hosts())
+        self.new_host_keys = NewHostKeys()
 
     # --- state loaded once per sweep -------------------------------------------------------------
 
@@ -153,7 +153,7 @@ class AsyncsshTransport:
             async with asyncio.timeout(timeout):
                 conn = await asyncssh.connect(settings.address, **options)
         except TimeoutError:
-            raise Unreachable(f"connect timed out after {timeout:g}s", "timeout") from None
+            raise Unreachable(f"connect timed out after {seconds(timeout)}", "timeout") from None
         except asyncssh.HostKeyNotVerifiable:
             if unknown_host:
                 raise HostKeyError(
@@ -161,7 +161,7 @@ class AsyncsshTransport:
                     "(StrictHostKeyChecking=yes; use accept-new to trust it on first use)"
                 ) from None
             raise HostKeyError(
-                f"host key mismatch: the key {settings.address} presented is not the one in known_hosts"
+                f"host key mismatch: {settings.address} presented a key other than the one in known_hosts"
             ) from None
         except asyncssh.PermissionDenied:
             user = settings.user or "(default user)"
@@ -178,7 +178,7 @@ class AsyncsshTransport:
         if settings.host_key_checking == "accept-new" and unknown_host:
             key = conn.get_server_host_key()
             if key is not None:
-                self.new_host_keys.add(settings.address, settings.port, key.export_public_key().decode())
+                self.new_host_keys.add(settings, key.export_public_key().decode())
         return AsyncsshSession(conn, target)
 
     async def aclose(self) -> None:

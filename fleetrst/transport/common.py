@@ -62,6 +62,11 @@ def classify_os_error(exc: OSError, address: str, port: int) -> TransportError:
     return Unreachable(f"cannot connect to {where}: {exc.strerror or exc}", "refused")
 
 
+def seconds(value: float) -> str:
+    """A duration for a message: ``10s``, ``2.5s`` (never ``1.99999s``)."""
+    return f"{round(value, 1):g}s"
+
+
 def decode_output(data: bytes) -> str:
     """Host output as text: invalid UTF-8 is replaced, never an exception."""
     return data.decode("utf-8", errors="replace")

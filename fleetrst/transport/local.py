@@ -9,7 +9,7 @@ import signal
 
 from ..model import Target
 from .base import DEFAULT_MAX_OUTPUT, CommandTimeout, ExecResult, TransportError
-from .common import STDERR_KEEP, decode_output, read_capped
+from .common import STDERR_KEEP, decode_output, read_capped, seconds
 
 
 class LocalSession:
@@ -35,7 +35,7 @@ class LocalSession:
                 )
                 await process.wait()
         except TimeoutError:
-            raise CommandTimeout(f"timed out after {timeout:g}s waiting for the command") from None
+            raise CommandTimeout(f"timed out after {seconds(timeout)} waiting for the command") from None
         finally:
             if process.returncode is None:
                 with contextlib.suppress(ProcessLookupError):

@@ -38,7 +38,7 @@ from .common import (
     decode_output,
     human_bytes,
     known_hosts_files,
-    user_known_hosts,
+    seconds,
 )
 from .known_hosts import NewHostKeys, known_hosts_name
 
@@ -69,7 +69,7 @@ class ParamikoSession:
             channel.exec_command(command)
             while True:
                 if time.monotonic() > deadline:
-                    raise CommandTimeout(f"timed out after {timeout:g}s waiting for the command")
+                    raise CommandTimeout(f"timed out after {seconds(timeout)} waiting for the command")
                 progressed = False
                 while channel.recv_stderr_ready():
                     err_chunk = channel.recv_stderr(READ_CHUNK)
@@ -112,7 +112,7 @@ class ParamikoTransport:
         )
         self._host_keys: dict[tuple[str, ...], paramiko.HostKeys] = {}
         self._keys: dict[tuple[str, ...], list[paramiko.PKey]] = {}
-        self.new_host_keys = NewHostKeys(user_known_hosts())
+        self.new_host_keys = NewHostKeys()
 
     async def call(self, fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
@@ -174,13 +174,13 @@ class ParamikoTransport:
         def remaining() -> float:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise Unreachable(f"connect timed out after {timeout:g}s", "timeout")
+                raise Unreachable(f"connect timed out after {seconds(timeout)}", "timeout")
             return left
 
         try:
             sock = socket.create_connection((settings.address, port), timeout=remaining())
         except TimeoutError:
-            raise Unreachable(f"connect timed out after {timeout:g}s", "timeout") from None
+            raise Unreachable(f"connect timed out after {seconds(timeout)}", "timeout") from None
         except OSError as exc:
             raise classify_os_error(exc, settings.address, port) from exc
         client = paramiko.Transport(sock)
@@ -221,9 +221,7 @@ class ParamikoTransport:
             return
         if not known:
             if settings.host_key_checking == "accept-new":
-                self.new_host_keys.add(
-                    settings.address, settings.port, f"{server_key.get_name()} {server_key.get_base64()}"
-                )
+                self.new_host_keys.add(settings, f"{server_key.get_name()} {server_key.get_base64()}")
                 return
             raise HostKeyError(
                 f"host key unknown: {settings.address} is not in known_hosts "
@@ -232,7 +230,7 @@ class ParamikoTransport:
         expected = known.get(server_key.get_name())
         if expected is None or expected != server_key:
             raise HostKeyError(
-                f"host key mismatch: the key {settings.address} presented is not the one in known_hosts"
+                f"host key mismatch: {settings.address} presented a key other than the one in known_hosts"
             )
 
     @staticmethod

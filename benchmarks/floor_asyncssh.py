@@ -1,0 +1,53 @@
+"""The bare asyncssh floor: per host connect, one exec of the two reads with the sleep between, close.
+
+Nothing is parsed, judged or rendered. This is the least any asyncssh-based tool can cost, and what
+fleetrst is measured against. known_hosts and the client key are loaded once, as fleetrst does.
+
+    python benchmarks/floor_asyncssh.py --hosts-file F --user U --key K --known-hosts KH --window 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+import asyncssh
+
+
+async def one(address: str, options: asyncssh.SSHClientConnectionOptions, command: str) -> bool:
+    try:
+        async with asyncssh.connect(address, options=options) as conn:
+            result = await conn.run(command, check=False)
+            return bool(result.exit_status == 0 and result.stdout)
+    except (OSError, asyncssh.Error):
+        return False
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--hosts-file", required=True)
+    parser.add_argument("--user", required=True)
+    parser.add_argument("--key", required=True)
+    parser.add_argument("--known-hosts", required=True)
+    parser.add_argument("--window", type=float, default=5.0)
+    args = parser.parse_args()
+    addresses = [line.strip() for line in open(args.hosts_file) if line.strip()]
+    reads = "cat /proc/net/snmp /proc/net/netstat /proc/uptime /proc/sys/kernel/random/boot_id"
+    command = f"{reads}; sleep {args.window:g}; {reads}"
+    options = asyncssh.SSHClientConnectionOptions(
+        username=args.user,
+        client_keys=asyncssh.load_keypairs([args.key]),
+        known_hosts=asyncssh.read_known_hosts(args.known_hosts),
+        config=None,
+        gss_auth=False,
+        gss_kex=False,
+    )
+    results = await asyncio.gather(*(one(a, options, command) for a in addresses))
+    ok = sum(results)
+    print(f"floor: {ok}/{len(addresses)} hosts answered")
+    return 0 if ok == len(addresses) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
