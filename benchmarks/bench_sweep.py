@@ -44,14 +44,14 @@ class Run:
 
 def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int, str]:
     """Run argv; return wall seconds, CPU seconds (it and its waited-for children), exit code, output."""
-    out = tempfile.TemporaryFile()
-    start = time.monotonic()
-    proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.monotonic() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    out.seek(0)
-    text = out.read().decode(errors="replace")
+    with tempfile.TemporaryFile() as out:
+        start = time.monotonic()
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read().decode(errors="replace")
     return wall, usage.ru_utime + usage.ru_stime, proc.returncode, text
 
 
@@ -206,7 +206,8 @@ def main() -> int:
 
     floor = next((r for r in results if r.tool == "floor"), None)
     print(
-        f"\n{args.hosts} hosts, window {args.window:g}s, {os.cpu_count()} cores; median of {args.repeat} run(s)\n"
+        f"\n{args.hosts} hosts, window {args.window:g}s, {os.cpu_count()} cores; "
+        f"median of {args.repeat} run(s)\n"
     )
     print(f"{'tool':<12} {'beyond window (s)':>18} {'client CPU (s)':>15} {'vs floor':>16}  all hosts")
     for r in results:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from pathlib import Path
 
 import asyncssh
 
@@ -32,7 +33,7 @@ async def main() -> int:
     parser.add_argument("--known-hosts", required=True)
     parser.add_argument("--window", type=float, default=5.0)
     args = parser.parse_args()
-    addresses = [line.strip() for line in open(args.hosts_file) if line.strip()]
+    addresses = Path(args.hosts_file).read_text().split()
     reads = "cat /proc/net/snmp /proc/net/netstat /proc/uptime /proc/sys/kernel/random/boot_id"
     command = f"{reads}; sleep {args.window:g}; {reads}"
     options = asyncssh.SSHClientConnectionOptions(

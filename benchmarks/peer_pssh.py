@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from pssh.clients import ParallelSSHClient
 
@@ -18,7 +19,7 @@ def main() -> int:
     parser.add_argument("--key", required=True)
     parser.add_argument("--window", type=float, default=5.0)
     args = parser.parse_args()
-    hosts = [line.strip() for line in open(args.hosts_file) if line.strip()]
+    hosts = Path(args.hosts_file).read_text().split()
     reads = "cat /proc/net/snmp /proc/net/netstat /proc/uptime /proc/sys/kernel/random/boot_id"
     command = f"{reads}; sleep {args.window:g}; {reads}"
     client = ParallelSSHClient(hosts, user=args.user, pkey=args.key, pool_size=len(hosts), timeout=60)
