@@ -75,7 +75,7 @@ SPIKE_FLOOR = 5.0
 
 LEVELS: tuple[Literal["warning"], Literal["critical"]] = ("warning", "critical")
 _KERNEL_NAME = re.compile(r"[A-Z][A-Za-z0-9]*")
-_NUMBER = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,9})?")
+_NUMBER = re.compile(r"-?[0-9]{1,15}(?:\.[0-9]{1,9})?")
 _SEVERITY = {"ok": 0, "warning": 1, "critical": 2}
 
 
