@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import os
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,7 @@ class AsyncsshTransport:
         self._known_hosts: dict[tuple[str, ...], asyncssh.SSHKnownHosts] = {}
         self._keys: dict[tuple[str, ...], list[Any]] = {}
         self.new_host_keys = NewHostKeys()
+        self._jumps: dict[tuple[ConnectionSettings, int], asyncio.Future[Any]] = {}
 
     # --- state loaded once per sweep -------------------------------------------------------------
 
@@ -117,6 +119,33 @@ class AsyncsshTransport:
 
     async def open(self, target: Target, *, timeout: float) -> AsyncsshSession:
         settings = target.connection
+        tunnel = await self._jump_for(settings, timeout) if settings.proxy_jump else None
+        return AsyncsshSession(await self._connect(settings, timeout, tunnel), target)
+
+    async def _jump_for(self, settings: ConnectionSettings, timeout: float) -> Any:
+        """The (shared) connection to the last jump host, opened hop by hop with our own checks.
+
+        Many hosts behind one bastion share one connection to it, each with a channel of its own.
+        """
+        assert settings.proxy_jump
+        tunnel: Any = None
+        for hop in parse_proxy_jump(settings.proxy_jump, settings):
+            key = (hop, id(tunnel))
+            task = self._jumps.get(key)
+            if task is None:
+                task = asyncio.ensure_future(self._connect(hop, timeout, tunnel))
+                self._jumps[key] = task
+            try:
+                tunnel = await asyncio.shield(task)
+            except TransportError as exc:
+                # The task's exception is shared by every host behind this hop: copy, then reword.
+                named = copy.copy(exc)
+                named.message = f"via jump host {hop.address}: {exc.message}"
+                named.args = (named.message,)
+                raise named from exc
+        return tunnel
+
+    async def _connect(self, settings: ConnectionSettings, timeout: float, tunnel: Any) -> Any:
         port = settings.port or 22
         options: dict[str, Any] = {
             "connect_timeout": None,  # the caller's deadline (asyncio.timeout below) governs
@@ -137,8 +166,8 @@ class AsyncsshTransport:
         keys = self._client_keys_for(settings)
         if keys is not None:
             options["client_keys"] = keys
-        if settings.proxy_jump:
-            options["tunnel"] = settings.proxy_jump
+        if tunnel is not None:
+            options["tunnel"] = tunnel
 
         known = self._known_hosts_for(settings)
         unknown_host = not any(known.match(settings.address, settings.address, settings.port)[:2])
@@ -179,7 +208,41 @@ class AsyncsshTransport:
             key = conn.get_server_host_key()
             if key is not None:
                 self.new_host_keys.add(settings, key.export_public_key().decode())
-        return AsyncsshSession(conn, target)
+        return conn
 
     async def aclose(self) -> None:
+        for task in self._jumps.values():
+            if task.done() and not task.cancelled() and task.exception() is None:
+                task.result().close()
+            else:
+                task.cancel()
         self.new_host_keys.save()
+
+
+def parse_proxy_jump(spec: str, via: ConnectionSettings) -> list[ConnectionSettings]:
+    """``[user@]host[:port][,...]`` as OpenSSH's ProxyJump; each hop checked and keyed like the host."""
+    hops: list[ConnectionSettings] = []
+    for part in spec.split(","):
+        part = part.strip().removeprefix("ssh://")
+        if not part or part.lower() == "none":
+            continue
+        user, _, hostport = part.rpartition("@")
+        host, port = hostport, None
+        if hostport.startswith("["):
+            host, _, rest = hostport[1:].partition("]")
+            port = rest.removeprefix(":") or None
+        elif hostport.count(":") == 1:
+            host, port = hostport.split(":")
+        if not host or (port is not None and not port.isdigit()):
+            raise TransportError(f"bad ProxyJump {spec!r}: expected [user@]host[:port]")
+        hops.append(
+            ConnectionSettings(
+                address=host,
+                port=int(port) if port else None,
+                user=user or via.user,
+                private_keys=via.private_keys,
+                known_hosts=via.known_hosts,
+                host_key_checking=via.host_key_checking,
+            )
+        )
+    return hops
