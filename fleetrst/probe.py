@@ -143,6 +143,7 @@ def _body(lines: list[str]) -> str:
 
 def _one_line(lines: list[str]) -> str:
     said = " ".join(line.strip() for line in lines if line.strip())
+    said = "".join(char if char.isprintable() else " " for char in said)
     return said[:200] + ("…" if len(said) > 200 else "") if said else "no message"
 
 

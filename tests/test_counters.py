@@ -343,7 +343,7 @@ def test_any_text_gives_counters_or_a_parse_error_never_another_exception(garbag
         try:
             parse(garbage)
         except ProbeParseError as error:
-            assert "\n" not in str(error)
+            assert str(error).isprintable()
 
 
 @st.composite
@@ -376,6 +376,6 @@ def test_a_damaged_real_capture_gives_counters_or_a_parse_error_never_another_ex
     try:
         counters = parse(damaged)
     except ProbeParseError as error:
-        assert "\n" not in str(error)
+        assert str(error).isprintable()
     else:
         assert all(isinstance(value, int) for value in counters.values())
