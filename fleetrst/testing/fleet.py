@@ -834,6 +834,9 @@ class LoadHandle:
             if proc.returncode not in (0, None) and (err := self._stderr(role)):
                 result["stderr"] = err
             self.results[role] = result
+        if len(self.results) == len(self.processes):  # all ended: the fleet need not stop it any more
+            with contextlib.suppress(ValueError):
+                self.fleet._loads.remove(self)
 
     def wait(self, timeout: float | None = None) -> dict[str, dict[str, Any]]:
         """Wait until the processes end by themselves (after ``duration``); return ``results``."""
@@ -858,8 +861,6 @@ class LoadHandle:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
         self._collect()
-        with contextlib.suppress(ValueError):
-            self.fleet._loads.remove(self)
         return self.results
 
     def __enter__(self) -> LoadHandle:

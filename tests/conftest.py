@@ -1,0 +1,68 @@
+"""Shared fixtures: the real test fleet (``fleetrst.testing``).
+
+- Every test marked ``@pytest.mark.fleet`` first checks that a fleet can run here (root, ``ip``,
+  ``sshd``). Outside CI a missing piece skips the test with the reason; with ``CI=true`` it is a
+  failure, never a skip: in CI the fleet tests must run.
+- ``make_fleet(n_hosts=3, groups=None, **kwargs)`` (module-scoped) brings a fleet up; every fleet it
+  made is torn down when the module ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import pytest
+
+from fleetrst.testing import TestFleet, cleanup_stale, fleet_support_problems
+from fleetrst.testing.support import ci
+
+MakeFleet = Callable[..., TestFleet]
+
+_checked: dict[str, str | None] = {}
+
+
+def _fleet_problem() -> str | None:
+    """Why no fleet can run here (None: it can); checked once per session, stale fleets removed."""
+    if "problem" not in _checked:
+        problems = fleet_support_problems()
+        reason = "a real test fleet cannot run here: " + "; ".join(problems)
+        _checked["problem"] = reason if problems else None
+        if not problems:
+            cleanup_stale()  # a crashed earlier run must not poison this one
+    return _checked["problem"]
+
+
+def check_fleet_support() -> None:
+    problem = _fleet_problem()
+    if problem is None:
+        return
+    if ci():
+        pytest.fail(f"{problem} (CI=true: the fleet tests must run, not skip)", pytrace=False)
+    pytest.skip(problem)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("fleet") is not None:
+        check_fleet_support()
+
+
+@pytest.fixture(scope="session")
+def fleet_support() -> None:
+    """Skip (outside CI) or fail (CI=true) when no fleet can run here."""
+    check_fleet_support()
+
+
+@pytest.fixture(scope="module")
+def make_fleet(fleet_support: None) -> Iterator[MakeFleet]:
+    """A factory: ``make_fleet(3, {"web": ["h001"]})`` -> a started TestFleet, torn down after the module."""
+    fleets: list[TestFleet] = []
+
+    def make(n_hosts: int = 3, groups: Mapping[str, Sequence[str]] | None = None, **kwargs: Any) -> TestFleet:
+        fleet = TestFleet(n_hosts, groups, **kwargs)
+        fleets.append(fleet)
+        return fleet.start()
+
+    yield make
+    for fleet in reversed(fleets):
+        fleet.close()
