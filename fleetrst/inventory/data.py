@@ -1,0 +1,183 @@
+"""Groups and hosts as the sources declare them, built up source after source, then frozen.
+
+``InventoryBuilder`` keeps Ansible's bookkeeping rules: every group without a parent becomes a child
+of ``all``; a host is in ``ungrouped`` only when it is in no other group; ``ansible_group_priority``
+set in a source is the group's priority, not a variable; a port from ``host:2222`` is set only when
+the host is first seen; a child that is also an ancestor is a loop and an error.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .addresses import LOCALHOST_NAMES
+
+
+class BuildError(ValueError):
+    """An inconsistency found while adding groups, hosts or variables (the parser adds file:line)."""
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    hosts: tuple[str, ...]  # direct members, in the order they were added
+    children: tuple[str, ...]
+    parents: tuple[str, ...]
+    vars: Mapping[str, Any]  # inline vars from the sources (not group_vars/)
+    priority: int = 1
+    depth: int = 0  # longest path from "all"
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    vars: Mapping[str, Any]  # inline vars from the sources (not host_vars/), incl. a port from host:NN
+    groups: tuple[str, ...]  # direct groups
+    source: str | None = None  # the first source that named the host (Ansible's inventory_file)
+    implicit: bool = False  # the implicit localhost Ansible creates when a pattern asks for it
+
+
+@dataclass
+class _GroupDraft:
+    name: str
+    hosts: dict[str, None] = field(default_factory=dict)
+    children: dict[str, None] = field(default_factory=dict)
+    parents: dict[str, None] = field(default_factory=dict)
+    vars: dict[str, Any] = field(default_factory=dict)
+    priority: int = 1
+
+
+@dataclass
+class _HostDraft:
+    name: str
+    source: str | None
+    vars: dict[str, Any] = field(default_factory=dict)
+    groups: dict[str, None] = field(default_factory=dict)
+
+
+def as_priority(value: Any) -> int:
+    """``ansible_group_priority`` as Ansible reads it: ``int(value)``."""
+    if isinstance(value, bool | int | float | str):
+        try:
+            return int(value)
+        except (ValueError, OverflowError):
+            pass
+    raise BuildError(f"ansible_group_priority must be an integer, got {value!r}")
+
+
+class InventoryBuilder:
+    def __init__(self) -> None:
+        self.groups: dict[str, _GroupDraft] = {}
+        self.hosts: dict[str, _HostDraft] = {}
+        self.current_source: str | None = None
+        self.localhost: str | None = None
+        for name in ("all", "ungrouped"):
+            self.add_group(name)
+        self.add_child("all", "ungrouped")
+
+    def add_group(self, name: Any) -> str:
+        if not isinstance(name, str):
+            raise BuildError(f"group name must be a string, got {name!r}")
+        if not name:
+            raise BuildError("empty group name")
+        if name not in self.groups:
+            self.groups[name] = _GroupDraft(name)
+        return name
+
+    def add_host(self, name: Any, group: str | None = None, port: int | None = None) -> str:
+        if not isinstance(name, str):
+            raise BuildError(f"host name must be a string (quote numbers), got {name!r}")
+        if not name:
+            raise BuildError("empty host name")
+        host = self.hosts.get(name)
+        if host is None:
+            host = self.hosts[name] = _HostDraft(name, self.current_source)
+            if port:
+                host.vars["ansible_port"] = int(port)
+            if name in LOCALHOST_NAMES and self.localhost is None:
+                self.localhost = name
+        if group is not None:
+            draft = self.groups[group]
+            if name not in draft.hosts:
+                draft.hosts[name] = None
+                host.groups[group] = None
+        return name
+
+    def set_group_var(self, group: str, key: Any, value: Any) -> None:
+        if key == "ansible_group_priority":
+            self.groups[group].priority = as_priority(value)
+        else:
+            self.groups[group].vars[key] = value
+
+    def set_host_var(self, host: str, key: Any, value: Any) -> None:
+        self.hosts[host].vars[key] = value
+
+    def add_child(self, parent: str, child: str) -> None:
+        if parent == child:
+            raise BuildError(f"group {child!r} cannot be a child of itself")
+        p, c = self.groups[parent], self.groups[child]
+        if child in p.children:
+            return
+        if child in self._ancestors(parent):
+            raise BuildError(f"adding group {child!r} as a child of {parent!r} creates a dependency loop")
+        p.children[child] = None
+        c.parents[parent] = None
+
+    def _ancestors(self, name: str) -> set[str]:
+        seen: set[str] = set()
+        todo = list(self.groups[name].parents)
+        while todo:
+            g = todo.pop()
+            if g not in seen:
+                seen.add(g)
+                todo.extend(self.groups[g].parents)
+        return seen
+
+    def reconcile(self) -> None:
+        """Apply Ansible's end-of-parse rules: parentless groups under ``all``; fix ``ungrouped``."""
+        for name, draft in self.groups.items():
+            if name != "all" and not draft.parents:
+                self.add_child("all", name)
+        ungrouped = self.groups["ungrouped"]
+        for name, host in self.hosts.items():
+            if "ungrouped" in host.groups:
+                if set(host.groups) - {"all", "ungrouped"}:
+                    del ungrouped.hosts[name]
+                    del host.groups["ungrouped"]
+            elif not host.groups or list(host.groups) == ["all"]:
+                ungrouped.hosts[name] = None
+                host.groups["ungrouped"] = None
+
+    def freeze(self) -> tuple[dict[str, Group], dict[str, Host]]:
+        depth: dict[str, int] = {}
+
+        def depth_of(name: str) -> int:
+            if name not in depth:
+                parents = self.groups[name].parents
+                depth[name] = max((depth_of(p) + 1 for p in parents), default=0)
+            return depth[name]
+
+        groups = {
+            name: Group(
+                name=name,
+                hosts=tuple(d.hosts),
+                children=tuple(d.children),
+                parents=tuple(d.parents),
+                vars=d.vars,
+                priority=d.priority,
+                depth=depth_of(name),
+            )
+            for name, d in self.groups.items()
+        }
+        hosts = {
+            name: Host(name=name, vars=h.vars, groups=tuple(h.groups), source=h.source)
+            for name, h in self.hosts.items()
+        }
+        return groups, hosts
+
+
+def source_dir(path: str | None) -> str | None:
+    return os.path.dirname(path) if path else None

@@ -1,0 +1,91 @@
+"""What ``ansible-inventory`` and ``ansible --list-hosts`` print, produced from an Inventory."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .errors import InventoryError
+from .values import to_json
+
+if TYPE_CHECKING:
+    from .inventory import Inventory
+
+
+def format_list_hosts(names: Sequence[str]) -> str:
+    """Ansible's ``--list-hosts`` layout: ``  hosts (N):`` then one indented name per line."""
+    return "".join([f"  hosts ({len(names)}):\n", *(f"    {name}\n" for name in names)])
+
+
+def list_json(inv: Inventory) -> dict[str, Any]:
+    hosts = inv.select("all")
+    available = frozenset(hosts)
+    result: dict[str, Any] = {}
+    seen: set[str] = set()
+
+    def add_group(name: str) -> None:
+        group = inv.groups[name]
+        entry: dict[str, Any] = {}
+        if name != "all":
+            members = [h for h in group.hosts if h in available]
+            if members:
+                entry["hosts"] = members
+        if group.children:
+            entry["children"] = list(group.children)
+        for child in group.children:
+            if child not in seen:
+                add_group(child)
+                seen.add(child)
+        if entry:
+            result[name] = entry
+
+    add_group("all")
+    hostvars: dict[str, Any] = {}
+    for name in hosts:
+        values = inv.output_host_vars(inv.host(name))
+        if values:
+            hostvars[name] = to_json(values, wrap_unsafe=True)
+    result["_meta"] = {"hostvars": hostvars}
+    return result
+
+
+def host_json(inv: Inventory, pattern: str) -> dict[str, Any]:
+    names = inv.select(pattern)
+    if len(names) != 1:
+        raise InventoryError(
+            f"--host needs exactly one host: {pattern!r} matches {len(names)}"
+            + (f" ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})" if names else "")
+        )
+    values: Mapping[str, Any] = inv.output_host_vars(inv.host(names[0]))
+    result: dict[str, Any] = to_json(values, wrap_unsafe=False)
+    return result
+
+
+def _graph_line(text: str, depth: int) -> str:
+    return "  |" * depth + "--" + text if depth else text
+
+
+def _graph_vars(values: Mapping[str, Any], depth: int) -> list[str]:
+    return [_graph_line(f"{{{k} = {v}}}", depth) for k, v in sorted(values.items(), key=lambda kv: str(kv[0]))]
+
+
+def graph(inv: Inventory, group: str = "all", show_vars: bool = False) -> str:
+    if group not in inv.groups:
+        raise InventoryError(f"--graph needs a group name: there is no group {group!r}")
+    lines: list[str] = []
+
+    def walk(name: str, depth: int) -> None:
+        lines.append(_graph_line(f"@{name}:", depth))
+        node = inv.groups[name]
+        for child in node.children:
+            walk(child, depth + 1)
+        if name != "all":
+            for host in node.hosts:
+                lines.append(_graph_line(host, depth + 1))
+                if show_vars:
+                    lines.extend(_graph_vars(inv.output_host_vars(inv.hosts[host]), depth + 2))
+        if show_vars:
+            lines.extend(_graph_vars(inv.output_group_vars(node), depth + 1))
+
+    walk(group, 0)
+    return "\n".join(lines)
