@@ -121,6 +121,8 @@ def test_hosts_namespaces_and_addresses(fleet: TestFleet) -> None:
         assert master == fleet.bridge
         assert host.sshd_pid is not None and Path(f"/proc/{host.sshd_pid}/exe").resolve().name == "sshd"
     assert len(inodes) == 3, "one network namespace per host"
+    for name, values in snapshot_all(fleet).items():  # bringing the fleet up caused no reset anywhere
+        assert {k: values[k] for k in ALL_RESET_COUNTERS} == QUIET, name
     bridge_addr = subprocess.run(["ip", "-br", "-4", "addr", "show", fleet.bridge], capture_output=True,
                                  text=True, check=True).stdout
     assert f"{fleet.gateway}/{fleet.subnet.prefixlen}" in bridge_addr
@@ -288,6 +290,7 @@ def test_teardown_leaves_nothing(fleet_support: None) -> None:
         assert wait_gone(pids) == [], "every process of the fleet is gone"
         assert not directory.exists()
         assert not (system.RUN_DIR / f"{fid}.json").exists()
+        assert not system.authorized_keys_path(fid).exists()
         assert session.wait(timeout=10) != 0, "the ssh session was cut"
     finally:
         if session.poll() is None:
@@ -333,6 +336,12 @@ def test_cli_up_prints_inventory_and_tears_down_on_sigterm(fleet_support: None, 
         assert sorted(doc["all"]["children"]) == ["fleet", "web"]
         fid = json.loads((workdir / "fleet.json").read_text())["id"]
         assert len(_leftovers(fid)["netns"]) == 2
+        login = subprocess.run(  # tmp_path is private (0700): the login user must not need to reach it
+            ["ssh", "-F", "/dev/null", "-i", str(workdir / "id_ed25519"), "-o",
+             f"UserKnownHostsFile={workdir / 'known_hosts'}", "-o", "StrictHostKeyChecking=yes", "-o",
+             "BatchMode=yes", f"{USER}@{doc['all']['children']['fleet']['hosts']['h002']['ansible_host']}",
+             "echo in"], capture_output=True, text=True, timeout=30, check=False)
+        assert login.stdout == "in\n", login.stderr
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err

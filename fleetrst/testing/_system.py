@@ -5,7 +5,8 @@ Everything a fleet creates is named after its fleet id ``fid`` (six hex digits):
 - network namespaces ``fleetrst-<fid>-<host>`` (e.g. ``fleetrst-3fa2c1-h001``),
 - the bridge ``fr<fid>br`` and the root ends of the veth pairs ``fr<fid>v<n>`` (at most 15 characters),
 - a record ``/run/fleetrst-testing/<fid>.json`` with the creator's pid and start time, the subnet and
-  the fleet's directory, written under ``/run/fleetrst-testing/lock`` before anything else is made.
+  the fleet's directory, written under ``/run/fleetrst-testing/lock`` before anything else is made,
+- ``/run/fleetrst-testing/<fid>.authorized_keys``, the fleet's client key for the login user.
 
 :func:`cleanup_stale` removes what belongs to fleets whose creator is gone, so a crashed run cannot
 poison the next one.
@@ -287,12 +288,17 @@ def teardown_by_name(fid: str, directory: str | None, dir_created: bool) -> None
     # generators' --tag), so even one outside the namespaces is found
     kill_everything_in(inodes, (f"{NETNS_PREFIX}{fid}",))
     remove_links_and_namespaces(fid, names)
+    with contextlib.suppress(FileNotFoundError):
+        authorized_keys_path(fid).unlink()
     if directory:
         remove_fleet_dir(Path(directory), dir_created)
 
 
-FLEET_FILES = ("inventory.yml", "known_hosts", "id_ed25519", "id_ed25519.pub", "authorized_keys",
-               "fleet.json", "hosts", "load")
+FLEET_FILES = ("inventory.yml", "known_hosts", "id_ed25519", "id_ed25519.pub", "fleet.json", "hosts", "load")
+
+
+def authorized_keys_path(fid: str) -> Path:
+    return RUN_DIR / f"{fid}.authorized_keys"
 
 
 def remove_fleet_dir(directory: Path, dir_created: bool) -> None:

@@ -307,7 +307,9 @@ class TestFleet:
 
     @property
     def authorized_keys_path(self) -> Path:
-        return self.dir / "authorized_keys"
+        # in /run, not in the fleet's dir: sshd reads it as the login user, who may not be able to
+        # reach a directory under a private parent (mktemp -d, pytest's tmp_path)
+        return system.authorized_keys_path(self.id)
 
     @property
     def tag(self) -> str:
@@ -358,9 +360,9 @@ class TestFleet:
         self._sshd_version = _sshd_version()
         self._make_dir()
         client_line = new_ed25519_key(self.client_key_path, f"fleetrst-test-fleet-{self.id}")
+        self._plan_and_claim_network()  # under the registry lock: subnet, record, bridge, netns, veths
         self.authorized_keys_path.write_text(client_line + "\n")
         self.authorized_keys_path.chmod(0o644)  # sshd reads it as the login user
-        self._plan_and_claim_network()  # under the registry lock: subnet, record, bridge, netns, veths
         self.timings["network"] = time.monotonic() - t0
         self._write_host_files()
         self._configure_namespaces()
@@ -395,12 +397,11 @@ class TestFleet:
                     shutil.rmtree(self.dir, ignore_errors=True)
                 raise FleetError(f"{self.dir} already holds fleet files ({', '.join(clash)}): "
                                  "another fleet uses it, or a crashed one left them (remove them)")
-        self.dir.chmod(0o711)  # the login user must reach authorized_keys; nothing else is readable
         self._record = system.FleetRecord(
             fid=self.id, pid=os.getpid(), start_time=system.process_start_time(os.getpid()) or 0,
             subnet="", dir=str(self.dir), dir_created=dir_created,
         )
-        (self.dir / "hosts").mkdir(mode=0o711)
+        (self.dir / "hosts").mkdir(mode=0o700)
         (self.dir / "load").mkdir(mode=0o700)
 
     def _plan_and_claim_network(self) -> None:
@@ -476,7 +477,11 @@ class TestFleet:
         host.sshd_pid = host._sshd.pid  # `ip netns exec` execs sshd: same pid
 
     def _wait_for_sshd(self, host: FleetHost, deadline: float) -> None:
-        """Wait until the host's sshd answers with its SSH banner (a bounded poll)."""
+        """Wait until the host's sshd listens, then until it answers with its SSH banner (bounded polls).
+
+        The first poll reads the namespace's own socket table (``/proc/<sshd pid>/net/tcp``): dialling
+        a port that is not listening yet would make the host send a RST, a reset nobody asked for.
+        """
         delay = 0.01
         last_error = "no answer yet"
         while True:
@@ -485,19 +490,22 @@ class TestFleet:
                 code = None if proc is None else proc.returncode
                 raise FleetError(f"sshd for {host.name} ({host.netns}) exited with status {code}: "
                                  f"{host.sshd_log().strip() or 'no log'}")
-            try:
-                with socket.create_connection((host.address, host.port), timeout=2.0) as s:
-                    banner = b""
-                    while b"\n" not in banner and len(banner) < 256:
-                        chunk = s.recv(256)
-                        if not chunk:
-                            break
-                        banner += chunk
-                    if banner.startswith(b"SSH-"):
-                        return  # closing after the banner, without sending ours: no RST
-                    last_error = f"unexpected banner {banner[:60]!r}"
-            except OSError as exc:
-                last_error = str(exc)
+            if not _listening(proc.pid, host.address, host.port):
+                last_error = "not listening yet"
+            else:
+                try:
+                    with socket.create_connection((host.address, host.port), timeout=2.0) as s:
+                        banner = b""
+                        while b"\n" not in banner and len(banner) < 256:
+                            chunk = s.recv(256)
+                            if not chunk:
+                                break
+                            banner += chunk
+                        if banner.startswith(b"SSH-"):
+                            return  # closing after the banner, without sending ours: no RST
+                        last_error = f"unexpected banner {banner[:60]!r}"
+                except OSError as exc:
+                    last_error = str(exc)
             if time.monotonic() > deadline:
                 raise FleetError(f"sshd for {host.name} at {host.address}:22 did not answer within "
                                  f"{self.start_timeout:.0f}s ({last_error}); log: {host.sshd_log().strip()}")
@@ -583,6 +591,8 @@ class TestFleet:
                 system.remove_links_and_namespaces(self.id, [h.netns for h in self.hosts])
             if self._record is not None:
                 system.remove_fleet_dir(self.dir, self._record.dir_created)
+                with contextlib.suppress(FileNotFoundError):
+                    self.authorized_keys_path.unlink()
                 self._record.remove()
         finally:
             with _LIVE_LOCK:
@@ -731,6 +741,20 @@ class TestFleet:
 
     def load_handles(self) -> list[LoadHandle]:
         return list(self._loads)
+
+
+def _listening(pid: int, address: str, port: int) -> bool:
+    """Whether a socket in ``pid``'s network namespace listens on ``address:port`` (IPv4)."""
+    want = f"{socket.inet_aton(address)[::-1].hex().upper()}:{port:04X}"
+    try:
+        table = Path(f"/proc/{pid}/net/tcp").read_text()
+    except OSError:
+        return False
+    for line in table.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) > 3 and fields[1] == want and fields[3] == "0A":  # 0A: LISTEN
+            return True
+    return False
 
 
 def _comm(pid: int) -> str:
