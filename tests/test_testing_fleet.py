@@ -10,11 +10,13 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import pwd
 import signal
 import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -231,6 +233,11 @@ def test_generators_are_bounded_and_stoppable(fleet: TestFleet) -> None:
         fleet.aborting_server(host, port=9410, duration=5)  # the port is taken: a clear error
     with pytest.raises(ValueError):
         fleet.closed_port_storm(host, duration=100_000)
+    # as the login user, an unprivileged `ss -p` over ssh sees the server behind the port
+    with fleet.aborting_server(host, port=9411, rate=5, duration=5, user=fleet.user) as server:
+        assert Path(f"/proc/{server.pid}/status").read_text().count(f"\t{pwd.getpwnam(USER).pw_uid}\t") >= 1
+        seen = ssh(fleet, host, "ss -tlnpH 'sport = :9411'").stdout
+        assert f'"aborting-server",pid={server.pid}' in seen
     assert fleet.load_handles() == []
 
 
@@ -352,6 +359,68 @@ def test_cli_up_prints_inventory_and_tears_down_on_sigterm(fleet_support: None, 
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+ABANDONING_CREATOR = """
+import sys, time
+from fleetrst.testing import TestFleet
+fleet = TestFleet(2).start()  # never closed by this script: atexit / the SIGTERM handler must do it
+fleet.closed_port_storm("h001", rate=10, duration=600)
+print(fleet.id, fleet.dir, flush=True)
+if sys.argv[1] == "exit":
+    sys.exit(3)
+time.sleep(60)
+"""
+
+
+@pytest.mark.fleet
+@pytest.mark.parametrize("how", ["exit", "sigterm"])
+def test_a_fleet_left_open_is_torn_down_at_exit_and_on_sigterm(fleet_support: None, how: str) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", ABANDONING_CREATOR, how], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        fid, directory = proc.stdout.readline().split()
+        assert len(_leftovers(fid)["netns"]) == 2
+        if how == "sigterm":
+            proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == (3 if how == "exit" else 128 + signal.SIGTERM), err
+        assert _leftovers(fid) == {"netns": [], "links": []}
+        assert not Path(directory).exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.fleet
+def test_fleets_made_at_once_get_their_own_block_and_bridge(fleet: TestFleet) -> None:
+    made: list[TestFleet] = []
+    errors: list[BaseException] = []
+
+    def bring_up() -> None:
+        try:
+            made.append(TestFleet(2).start())
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=bring_up) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert not errors and len(made) == 3
+        fleets = [fleet, *made]
+        for i, a in enumerate(fleets):
+            for b in fleets[i + 1 :]:
+                assert not a.subnet.overlaps(b.subnet) and a.bridge != b.bridge and a.id != b.id
+        for f in made:  # each one works
+            assert ssh(f, f.hosts[1], "echo $0").stdout == "sh\n"
+    finally:
+        for f in made:
+            f.close()
 
 
 # --- without a fleet -------------------------------------------------------------------------------------

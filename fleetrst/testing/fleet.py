@@ -671,17 +671,30 @@ class TestFleet:
 
     # --- reset generators ---
 
-    def _spawn(self, host: FleetHost, role: str, args: Sequence[str]) -> subprocess.Popen[bytes]:
+    def _spawn(self, host: FleetHost, role: str, args: Sequence[str],
+               user: str | None) -> tuple[subprocess.Popen[bytes], Path]:
         self._load_seq += 1
         err_path = self.dir / "load" / f"{host.name}-{role}-{self._load_seq}.err"
-        argv = [system.ip_binary(), "netns", "exec", host.netns, sys.executable, "-I", "-S",
-                str(script_path(role)), *args, "--tag", self.tag]
+        script = script_path(role)
+        python = sys.executable
+        prefix: list[str] = []
+        if user is not None:  # run as another user: it must be able to run python and read the script
+            entry = pwd.getpwnam(user)
+            python = next((p for p in (sys.executable, "/usr/bin/python3") if _others_can(Path(p), 0o001)),
+                          "")
+            if not python or not _others_can(script, 0o004):
+                raise FleetError(f"{user} cannot run {sys.executable} or read {script} (not world-readable)")
+            prefix = [shutil.which("setpriv") or "/usr/bin/setpriv", f"--reuid={entry.pw_uid}",
+                      f"--regid={entry.pw_gid}", "--init-groups", "--"]
+        argv = [system.ip_binary(), "netns", "exec", host.netns, *prefix, python, "-I", "-S", str(script),
+                *args, "--tag", self.tag]
         with open(err_path, "wb") as err:
-            return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
                                     start_new_session=True)
+        return proc, err_path
 
-    def _start_load(self, host: FleetHost | str, kind: str, port: int | None,
-                    parts: Sequence[tuple[str, list[str]]], duration: float) -> LoadHandle:
+    def _start_load(self, host: FleetHost | str, kind: str, parts: Sequence[tuple[str, list[str]]],
+                    duration: float, user: str | None) -> LoadHandle:
         if self._closed or not self.hosts:
             raise FleetError("the fleet is not up")
         if not 0 < duration <= MAX_DURATION_S:
@@ -691,8 +704,8 @@ class TestFleet:
         self._loads.append(handle)
         try:
             for role, args in parts:  # in order: a server is listening before its client starts
-                proc = self._spawn(h, role, args)
-                handle._add(role, proc, self.dir / "load" / f"{h.name}-{role}-{self._load_seq}.err")
+                proc, err_path = self._spawn(h, role, args, user)
+                handle._add(role, proc, err_path)
                 info = handle._wait_ready(role, timeout=15)
                 if role == parts[0][0]:
                     handle.port = int(info["port"])
@@ -702,45 +715,58 @@ class TestFleet:
         return handle
 
     def closed_port_storm(self, host: FleetHost | str, rate: float = 100, duration: float = 10,
-                          port: int | None = None) -> LoadHandle:
+                          port: int | None = None, *, user: str | None = None) -> LoadHandle:
         """connect() ``rate`` times a second to a closed port of 127.0.0.1 in the host for ``duration`` s.
 
         AttemptFails and OutRsts rise by about ``rate`` per second on that host only. With
         ``port=None`` a free port is reserved (bound, never listening) for the run; ``handle.port``.
+        Every generator runs as root unless ``user`` names another (e.g. ``fleet.user``, so that an
+        unprivileged ``ss -tanp`` over ssh can see its processes).
         """
         args = ["--port", str(port or 0), "--rate", str(rate), "--duration", str(duration)]
-        return self._start_load(host, "closed-port-storm", port, [("closed-port-storm", args)], duration)
+        return self._start_load(host, "closed-port-storm", [("closed-port-storm", args)], duration, user)
 
     def aborting_server(self, host: FleetHost | str, port: int = 9400, rate: float = 100,
-                        duration: float = 10) -> LoadHandle:
+                        duration: float = 10, *, user: str | None = None) -> LoadHandle:
         """A server on 127.0.0.1:``port`` that aborts every connection (SO_LINGER {1,0}), and a client
         hitting it ``rate`` times a second: EstabResets, OutRsts and TCPAbortOnData rise.
 
         ``handle.pid`` is the server's pid (process name ``aborting-server``), ``handle.client_pid``
         the client's (``abort-client``).
         """
-        return self._start_load(host, "aborting-server", port, [
+        return self._start_load(host, "aborting-server", [
             # servers outlive their clients by half a second, so the last client finds them still there
             ("aborting-server", ["--port", str(port), "--duration", str(duration + 0.5),
                                  "--max-accepts", str(int(rate * duration) + 1000)]),
             ("aborting-client", ["--port", str(port), "--rate", str(rate), "--duration", str(duration)]),
-        ], duration)
+        ], duration, user)
 
     def listen_queue_flood(self, host: FleetHost | str, port: int = 9401, duration: float = 10,
-                           rate: float = 200) -> LoadHandle:
+                           rate: float = 200, *, user: str | None = None) -> LoadHandle:
         """A listener on 127.0.0.1:``port`` with backlog 1 that never accepts, flooded with ``rate``
         non-blocking connects a second: ListenOverflows and ListenDrops rise.
 
         ``handle.pid`` is the listener's pid (process name ``stuck-listener``), ``handle.client_pid``
         the flooder's (``listen-flooder``).
         """
-        return self._start_load(host, "listen-queue-flood", port, [
+        return self._start_load(host, "listen-queue-flood", [
             ("stuck-listener", ["--port", str(port), "--duration", str(duration + 0.5)]),
             ("listen-flooder", ["--port", str(port), "--rate", str(rate), "--duration", str(duration)]),
-        ], duration)
+        ], duration, user)
 
     def load_handles(self) -> list[LoadHandle]:
         return list(self._loads)
+
+
+def _others_can(path: Path, bit: int) -> bool:
+    """Whether any user may reach ``path`` (o+x on every parent) and has ``bit`` (0o001/0o004) on it."""
+    try:
+        real = path.resolve(strict=True)
+        if not real.stat().st_mode & bit:
+            return False
+        return all(parent.stat().st_mode & 0o001 for parent in real.parents)
+    except OSError:
+        return False
 
 
 def _listening(pid: int, address: str, port: int) -> bool:
