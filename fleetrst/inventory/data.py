@@ -148,6 +148,12 @@ class InventoryBuilder:
                     del ungrouped.hosts[name]
                     del host.groups["ungrouped"]
             elif not host.groups or list(host.groups) == ["all"]:
+                if name in self.groups:
+                    # Ansible's add_child() prefers a group of the same name: the *group* ends up
+                    # under ungrouped and the host stays in "all" only. Kept for identical output.
+                    if name != "ungrouped" and "ungrouped" not in self._ancestors(name) | {name}:
+                        self.add_child("ungrouped", name)
+                    continue
                 ungrouped.hosts[name] = None
                 host.groups["ungrouped"] = None
 

@@ -5,8 +5,7 @@ the first section are ungrouped hosts. Host lines are shell-split (``#`` starts 
 entry (ranges and ``:port`` allowed) and ``key=value`` pairs. Values are typed with
 ``ast.literal_eval`` when that succeeds (``23`` → 23, ``True`` → True, ``'x'`` → "x") and kept as
 text otherwise; tuples and sets become lists, complex numbers and ``...`` text, and bytes literals
-untrusted text. Group names in section headers have characters other than letters, digits and ``_``
-replaced by ``_`` (and a leading digit too), as Ansible does silently.
+untrusted text. Group names are kept as written (Ansible 2.19 only warns about unusual characters).
 """
 
 from __future__ import annotations
@@ -24,12 +23,6 @@ from .values import UnsafeText
 
 _SECTION = re.compile(r"^\[([^:\]\s]+)(?::(\w+))?\]\s*(?:#.*)?$")
 _GROUP_LINE = re.compile(r"^([^:\]\s]+)\s*(?:#.*)?$")
-_UNSAFE_GROUP_CHARS = re.compile(r"^[\d\W]|[^\w]")
-
-
-def safe_group_name(name: str) -> str:
-    return _UNSAFE_GROUP_CHARS.sub("_", name)
-
 
 def parse_value(text: str) -> Any:
     """Type an INI value as Ansible does (``ast.literal_eval`` or the text itself)."""
@@ -70,7 +63,7 @@ def parse_ini(text: str, path: str, builder: InventoryBuilder) -> None:
                 continue
             m = _SECTION.match(line)
             if m:
-                group = safe_group_name(m.group(1))
+                group = m.group(1)
                 state = m.group(2) or "hosts"
                 if state not in ("hosts", "children", "vars"):
                     raise BuildError(f"section [{m.group(1)}:{state}] has unknown type {state!r}")

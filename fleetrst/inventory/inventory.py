@@ -12,7 +12,7 @@ from ..model import ConnectionSettings, Target
 from . import output
 from .addresses import is_ip_address
 from .connection import ConnectionDefaults, SettingError, honoured_values, resolve_connection
-from .data import Group, Host, InventoryBuilder
+from .data import BuildError, Group, Host, InventoryBuilder
 from .errors import InventoryError
 from .patterns import PatternIndex, select
 from .sources import load_source
@@ -42,7 +42,10 @@ def load_inventory(sources: Sequence[str]) -> Inventory:
     builder = InventoryBuilder()
     for source in sources:
         load_source(source, builder)
-    builder.reconcile()
+    try:
+        builder.reconcile()
+    except BuildError as exc:
+        raise InventoryError(str(exc)) from None
     groups, hosts = builder.freeze()
     return Inventory(list(sources), groups, hosts, builder.localhost)
 
