@@ -1,0 +1,124 @@
+"""Every deliberate difference from ansible-core 2.19, each one asserted below.
+
+1. Where Ansible warns and goes on with fewer hosts, fleetrst fails with one line naming the file
+   (and line): a source that does not exist or cannot be parsed (Ansible: "Unable to parse ... as an
+   inventory source"), `hosts:` given as a list, an unknown key in a group body, a group whose body is
+   not a mapping, an INI `[g:vars]` for a group no source defines. A fleet audit that silently skips
+   half the fleet is worse than none.
+2. A key given twice in one YAML mapping is an error (Ansible warns and keeps the last one, which
+   silently drops the first group's hosts). Keys brought in by a `<<` merge may still be overridden.
+3. A `.yml`/`.yaml`/`.json` file that is not valid YAML is reported as such; Ansible then tries to read
+   it as INI, which at best yields nonsense hosts.
+4. fleetrst runs no code from an inventory: executable inventory scripts, dynamic-inventory plugin
+   configs (`plugin:`) and TOML inventories are refused with a clear message.
+5. `--graph --vars` prints `<vault-encrypted>` for a `!vault` value where Ansible stops with
+   "Attempting to decrypt but no vault secrets found".
+6. Templates are rendered only in the variables fleetrst uses (connection variables and `fleetrst_*`),
+   with Jinja2's filters plus `bool`, `ternary`, `regex_replace`, `regex_search`, `mandatory` — not
+   Ansible's whole filter set, and without `hostvars`.
+7. Host order inside nested groups: Ansible walks grandchildren through a set, so its order changes
+   from run to run; fleetrst walks level by level in declaration order, always the same.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from fleetrst.inventory import InventoryError, load_inventory
+
+from .conftest import ansible_inventory, corpus
+
+
+def _write(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def _ansible_hosts(sources: list[str]) -> list[str]:
+    import json
+
+    proc = ansible_inventory(sources, "--list")
+    data = json.loads(proc.stdout)
+    return sorted({h for g, body in data.items() if g != "_meta" for h in body.get("hosts", [])})
+
+
+def test_1_we_fail_where_ansible_warns_and_skips(tmp_path: Path) -> None:
+    good = _write(tmp_path, "good.yml", "web:\n  hosts:\n    w1:\n")
+    as_list = _write(tmp_path, "list.yml", "db:\n  hosts:\n    - d1\n    - d2\n")
+    assert _ansible_hosts([good, as_list]) == ["w1"]  # Ansible: d1 and d2 silently gone
+    with pytest.raises(InventoryError) as exc:
+        load_inventory([good, as_list])
+    assert str(exc.value) == (
+        f"{as_list}:2: hosts of group 'db' must be a mapping, got a list (write hosts as 'name:' keys, not a list)"
+    )
+
+    unknown = _write(tmp_path, "unknown.yml", "db:\n  host:\n    d1:\n")
+    assert _ansible_hosts([good, unknown]) == ["w1"]
+    with pytest.raises(InventoryError, match=r"unknown.yml:2: unexpected key 'host' in group 'db'"):
+        load_inventory([good, unknown])
+
+    not_a_group = _write(tmp_path, "scalar.yml", "web:\n  hosts:\n    w2:\ndb: [d1]\n")
+    with pytest.raises(InventoryError, match=r"scalar.yml:4: group 'db' must be a mapping"):
+        load_inventory([not_a_group])
+
+    missing = str(tmp_path / "missing.yml")
+    assert _ansible_hosts([good, missing]) == ["w1"]
+    with pytest.raises(InventoryError, match="inventory source not found"):
+        load_inventory([good, missing])
+
+    ini = corpus("multi/two/hosts.ini")  # [db:vars] for a group that only a later source defines
+    assert "db" not in _ansible_hosts(ini)
+    with pytest.raises(InventoryError, match=r"hosts.ini:5: section \[db:vars\] is for group 'db'"):
+        load_inventory(ini)
+
+
+def test_2_duplicate_yaml_keys_are_errors(tmp_path: Path) -> None:
+    dup = _write(tmp_path, "dup.yml", "web:\n  hosts:\n    w1:\nweb:\n  hosts:\n    w2:\n")
+    assert _ansible_hosts([dup]) == ["w2"]
+    with pytest.raises(InventoryError, match=r"dup.yml:4: .*duplicate key 'web' \(first given on line 1\)"):
+        load_inventory([dup])
+    merged = _write(tmp_path, "merge.yml", "web:\n  vars: &v {a: 1}\n  hosts: {w1: {<<: *v, a: 2}}\n")
+    assert load_inventory([merged]).host_json("w1") == {"a": 2}
+
+
+def test_3_broken_yaml_is_not_retried_as_ini(tmp_path: Path) -> None:
+    broken = _write(tmp_path, "broken.yml", "web:\n  hosts: [\n")
+    with pytest.raises(InventoryError, match=r"broken.yml:\d+: invalid YAML"):
+        load_inventory([broken])
+
+
+def test_4_no_code_runs_from_an_inventory(tmp_path: Path) -> None:
+    script = _write(tmp_path, "inv.py", "#!/bin/sh\necho '{}'\n")
+    os.chmod(script, os.stat(script).st_mode | stat.S_IXUSR)
+    with pytest.raises(InventoryError, match="executable inventory script"):
+        load_inventory([script])
+    plugin = _write(tmp_path, "aws_ec2.yml", "plugin: amazon.aws.aws_ec2\nregions: [eu-west-1]\n")
+    with pytest.raises(InventoryError, match=r"aws_ec2.yml:1: .*dynamic inventory plugin config"):
+        load_inventory([plugin])
+    toml = _write(tmp_path, "hosts.toml", "[web.hosts.w1]\n")
+    with pytest.raises(InventoryError, match="TOML inventories are not supported"):
+        load_inventory([toml])
+
+
+def test_5_graph_vars_shows_vault_values_as_a_marker() -> None:
+    sources = corpus("vault_unsafe.yml")
+    assert ansible_inventory(sources, "--graph", "--vars").returncode != 0
+    assert "{y = <vault-encrypted>}" in load_inventory(sources).graph(vars=True)
+
+
+def test_6_templates_only_where_used() -> None:
+    inv = load_inventory(corpus("templates/hosts.yml"))
+    [web1] = inv.targets(["web1"], __import__("fleetrst.inventory", fromlist=["x"]).ConnectionDefaults())
+    assert web1.error is None  # the exotic filter and the vault value elsewhere never rendered
+
+
+def test_7_nested_group_order_is_stable() -> None:
+    sources = corpus("deep/hosts.yml")
+    first = load_inventory(sources).select("all")
+    assert all(load_inventory(sources).select("all") == first for _ in range(3))
+    assert first[:1] == ["mon-1"] or "ams-core" in first  # level by level from "all"
