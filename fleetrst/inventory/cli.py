@@ -21,7 +21,10 @@ def add_inventory_arguments(parser: argparse.ArgumentParser) -> None:
         "--inventory",
         action="append",
         metavar="SOURCE",
-        help="An inventory file, directory or comma-separated host list. Give it several times to combine sources.",
+        help=(
+            "An inventory file, directory or comma-separated host list. "
+            "Give it several times to combine sources."
+        ),
     )
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument(
@@ -58,7 +61,9 @@ def run_inventory(args: argparse.Namespace) -> int:
             with open(args.output, "w", encoding="utf-8") as fh:
                 fh.write(text + "\n")
         except OSError as exc:
-            raise InventoryError(f"cannot write the output file: {exc.strerror or exc}", args.output) from None
+            raise InventoryError(
+                f"cannot write the output file: {exc.strerror or exc}", args.output
+            ) from None
     else:
         sys.stdout.write(text + "\n")
     return 0

@@ -36,33 +36,48 @@ class HonouredVariable:
 
 
 HONOURED: tuple[HonouredVariable, ...] = (
-    HonouredVariable("ansible_host", "text", "address", "address to connect to (default: the inventory name)"),
+    HonouredVariable(
+        "ansible_host", "text", "address", "address to connect to (default: the inventory name)"
+    ),
     HonouredVariable("ansible_ssh_host", "text", "address", "address to connect to; beats ansible_host"),
     HonouredVariable("ansible_port", "port", "port", "SSH port"),
     HonouredVariable("ansible_ssh_port", "port", "port", "SSH port; beats ansible_port"),
     HonouredVariable("ansible_user", "text", "user", "login user (beats -u)"),
     HonouredVariable("ansible_ssh_user", "text", "user", "login user; beats ansible_user"),
-    HonouredVariable("ansible_private_key_file", "text", "private_key", "private key file (beats --private-key)"),
     HonouredVariable(
-        "ansible_ssh_private_key_file", "text", "private_key", "private key file; beats ansible_private_key_file"
+        "ansible_private_key_file", "text", "private_key", "private key file (beats --private-key)"
+    ),
+    HonouredVariable(
+        "ansible_ssh_private_key_file",
+        "text",
+        "private_key",
+        "private key file; beats ansible_private_key_file",
     ),
     HonouredVariable("ansible_password", "text", "password", "SSH password"),
     HonouredVariable("ansible_ssh_pass", "text", "password", "SSH password; beats ansible_password"),
     HonouredVariable("ansible_ssh_password", "text", "password", "SSH password; beats ansible_ssh_pass"),
     HonouredVariable("ansible_connection", "text", "connection", "ssh, paramiko or local (beats -c)"),
     HonouredVariable("ansible_ssh_common_args", "args", "common_args", "extra ssh options (see above)"),
-    HonouredVariable("ansible_ssh_extra_args", "args", "extra_args", "more ssh options, read after the common ones"),
-    HonouredVariable("ansible_host_key_checking", "bool", "host_key_checking", "false: do not check host keys"),
+    HonouredVariable(
+        "ansible_ssh_extra_args", "args", "extra_args", "more ssh options, read after the common ones"
+    ),
+    HonouredVariable(
+        "ansible_host_key_checking", "bool", "host_key_checking", "false: do not check host keys"
+    ),
     HonouredVariable(
         "ansible_ssh_host_key_checking", "bool", "host_key_checking", "beats ansible_host_key_checking"
     ),
     HonouredVariable("ansible_timeout", "number", "connect_timeout", "connect timeout in seconds"),
-    HonouredVariable("ansible_ssh_timeout", "number", "connect_timeout", "connect timeout; beats ansible_timeout"),
+    HonouredVariable(
+        "ansible_ssh_timeout", "number", "connect_timeout", "connect timeout; beats ansible_timeout"
+    ),
     HonouredVariable("ansible_become", "bool", "become", "run the probe through sudo (beats -b)"),
     HonouredVariable("ansible_become_user", "text", "become_user", "user to become (default root)"),
     HonouredVariable("ansible_become_method", "text", "become_method", "only sudo is supported"),
     HonouredVariable("ansible_become_password", "text", "become_password", "sudo password"),
-    HonouredVariable("ansible_become_pass", "text", "become_password", "sudo password; beats ansible_become_password"),
+    HonouredVariable(
+        "ansible_become_pass", "text", "become_password", "sudo password; beats ansible_become_password"
+    ),
 )
 HONOURED_NAMES = frozenset(v.name for v in HONOURED)
 
@@ -320,7 +335,9 @@ def _host_key_checking(var: bool | None, arg: str | None, defaults: ConnectionDe
             arg.strip().lower()
         )
         if mapped is None:
-            raise SettingError(f"StrictHostKeyChecking in ansible_ssh_*_args must be yes, no or accept-new, got {arg!r}")
+            raise SettingError(
+                f"StrictHostKeyChecking in ansible_ssh_*_args must be yes, no or accept-new, got {arg!r}"
+            )
         return cast(HostKeyChecking, mapped)
     if var is True:
         return "yes"

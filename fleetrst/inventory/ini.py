@@ -24,6 +24,7 @@ from .values import UnsafeText
 _SECTION = re.compile(r"^\[([^:\]\s]+)(?::(\w+))?\]\s*(?:#.*)?$")
 _GROUP_LINE = re.compile(r"^([^:\]\s]+)\s*(?:#.*)?$")
 
+
 def parse_value(text: str) -> Any:
     """Type an INI value as Ansible does (``ast.literal_eval`` or the text itself)."""
     try:
@@ -57,7 +58,7 @@ def parse_ini(text: str, path: str, builder: InventoryBuilder) -> None:
     group, state = "ungrouped", "hosts"
     lineno = 0
     try:
-        for lineno, raw in enumerate(text.splitlines(), start=1):  # noqa: B007 - used in the handler
+        for lineno, raw in enumerate(text.splitlines(), start=1):
             line = raw.strip()
             if not line or line[0] in "#;":
                 continue

@@ -22,7 +22,8 @@ from .varsfiles import VarsFiles
 # Ansible's INTERNAL_STATIC_VARS: never shown by ansible-inventory, even when a source sets them.
 INTERNAL_VARS = frozenset(
     {
-        "ansible_async_path", "ansible_collection_name", "ansible_config_file", "ansible_dependent_role_names",
+        "ansible_async_path", "ansible_collection_name", "ansible_config_file",
+        "ansible_dependent_role_names",
         "ansible_diff_mode", "ansible_facts", "ansible_forks", "ansible_inventory_sources", "ansible_limit",
         "ansible_play_batch", "ansible_play_hosts", "ansible_play_hosts_all", "ansible_play_role_names",
         "ansible_playbook_python", "ansible_role_name", "ansible_role_names", "ansible_run_tags",

@@ -66,7 +66,9 @@ def _graph_line(text: str, depth: int) -> str:
 
 
 def _graph_vars(values: Mapping[str, Any], depth: int) -> list[str]:
-    return [_graph_line(f"{{{k} = {v}}}", depth) for k, v in sorted(values.items(), key=lambda kv: str(kv[0]))]
+    return [
+        _graph_line(f"{{{k} = {v}}}", depth) for k, v in sorted(values.items(), key=lambda kv: str(kv[0]))
+    ]
 
 
 def graph(inv: Inventory, group: str = "all", show_vars: bool = False) -> str:

@@ -95,7 +95,9 @@ def apply_subscript(hosts: list[str], subscript: Subscript | None, term: str) ->
     try:
         return [hosts[subscript.start]]
     except IndexError:
-        raise PatternError(f"no host at the subscript of pattern {term!r}: only {len(hosts)} matched") from None
+        raise PatternError(
+            f"no host at the subscript of pattern {term!r}: only {len(hosts)} matched"
+        ) from None
 
 
 def compile_term(expr: str) -> re.Pattern[str]:

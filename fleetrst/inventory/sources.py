@@ -21,7 +21,20 @@ from .ini import parse_ini
 from .yamlinv import parse_yaml_inventory
 from .yamlload import load_yaml, read_text
 
-IGNORED_EXTENSIONS = (".pyc", ".pyo", ".swp", ".bak", "~", ".rpm", ".md", ".txt", ".rst", ".orig", ".cfg", ".retry")
+IGNORED_EXTENSIONS = (
+    ".pyc",
+    ".pyo",
+    ".swp",
+    ".bak",
+    "~",
+    ".rpm",
+    ".md",
+    ".txt",
+    ".rst",
+    ".orig",
+    ".cfg",
+    ".retry",
+)
 IGNORED_NAMES = frozenset({"host_vars", "group_vars", "vars_plugins"})
 YAML_EXTENSIONS = (".yml", ".yaml", ".json")
 

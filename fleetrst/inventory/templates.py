@@ -159,7 +159,9 @@ class LazyVars(Mapping[str, Any]):
         except TemplateError:
             raise
         except jinja2.UndefinedError as exc:
-            raise TemplateError(f"{name}: template {text!r} uses an undefined variable: {exc.message}") from None
+            raise TemplateError(
+                f"{name}: template {text!r} uses an undefined variable: {exc.message}"
+            ) from None
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(f"{name}: template {text!r} does not parse: {exc.message}") from None
         except jinja2.TemplateError as exc:

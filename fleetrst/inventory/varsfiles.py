@@ -63,17 +63,16 @@ class VarsFiles:
             return self._found[key]
         result: tuple[str, ...] = ()
         listing = self._listing(directory)
-        if listing is not None:
-            # A name holding a path separator points into a subdirectory: ask the file system.
-            if os.sep in name or any(name + ext in listing for ext in _EXTENSIONS):
-                for ext in _EXTENSIONS:
-                    candidate = os.path.join(directory, name + ext)
-                    if os.path.isdir(candidate):
-                        result = tuple(_walk(candidate))
-                        break
-                    if os.path.exists(candidate):
-                        result = (candidate,)
-                        break
+        # A name holding a path separator points into a subdirectory: ask the file system.
+        if listing is not None and (os.sep in name or any(name + ext in listing for ext in _EXTENSIONS)):
+            for ext in _EXTENSIONS:
+                candidate = os.path.join(directory, name + ext)
+                if os.path.isdir(candidate):
+                    result = tuple(_walk(candidate))
+                    break
+                if os.path.exists(candidate):
+                    result = (candidate,)
+                    break
         self._found[key] = result
         return result
 

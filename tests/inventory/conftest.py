@@ -43,9 +43,11 @@ def _env() -> dict[str, str]:
     return {**os.environ, **ANSIBLE_ENV}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _run(argv: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(argv), capture_output=True, text=True, env=_env(), cwd=_ANSIBLE_DIR, timeout=120)
+    return subprocess.run(
+        list(argv), capture_output=True, text=True, env=_env(), cwd=_ANSIBLE_DIR, timeout=120
+    )
 
 
 def ansible_inventory(sources: Sequence[str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -91,7 +93,7 @@ class Oracle:
             self.manager.clear_pattern_cache()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def oracle(sources: tuple[str, ...]) -> Oracle:
     return Oracle(sources)
 

@@ -101,11 +101,16 @@ def test_cli_prints_byte_for_byte_what_ansible_inventory_prints(
 ) -> None:
     sources = _sources(case)
     args = [x for s in sources for x in ("-i", s)]
-    assert _cli(*args, "--list", capsys=capsys) == _without_profile(ansible_inventory(sources, "--list").stdout)
+    assert _cli(*args, "--list", capsys=capsys) == _without_profile(
+        ansible_inventory(sources, "--list").stdout
+    )
     assert _cli(*args, "--graph", capsys=capsys) == ansible_inventory(sources, "--graph").stdout
     host = load_inventory(sources).select("all")[0]
     assert _cli(*args, "--host", host, capsys=capsys) == ansible_inventory(sources, "--host", host).stdout
-    assert _cli(*args, "--list", "--yaml", capsys=capsys) == ansible_inventory(sources, "--list", "--yaml").stdout
+    assert (
+        _cli(*args, "--list", "--yaml", capsys=capsys)
+        == ansible_inventory(sources, "--list", "--yaml").stdout
+    )
 
 
 def test_cli_writes_the_output_file(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,7 +12,11 @@ from fleetrst.inventory import InventoryError, load_inventory
 @pytest.mark.parametrize(
     ("name", "text", "expected"),
     [
-        ("r.yml", "g:\n  hosts:\n    h[001:10]:\n", r"r.yml:3: bad host range in 'h\[001:10\]': .*equal-length"),
+        (
+            "r.yml",
+            "g:\n  hosts:\n    h[001:10]:\n",
+            r"r.yml:3: bad host range in 'h\[001:10\]': .*equal-length",
+        ),
         ("r.ini", "[g]\nh[c:a]\n", r"r.ini:2: host range must have begin <= end"),
         ("n.yml", "g:\n  hosts:\n    10:\n", r"n.yml:3: host name 10 must be a string: quote numbers"),
         ("s.ini", "[g:nope]\nh\n", r"s.ini:1: section \[g:nope\] has unknown type 'nope'"),
@@ -23,14 +27,20 @@ from fleetrst.inventory import InventoryError, load_inventory
         ("q.ini", "[g]\nh 'unterminated\n", r"q.ini:2: cannot parse host line"),
         ("p.ini", "[g]\nhost:\n", r"p.ini:2: host entry 'host:' ends in ':'"),
         ("loop.yml", "a:\n  children:\n    b:\n      children:\n        a:\n", r"loop.yml:\d+: .*loop"),
-        ("prio.yml", "g:\n  vars:\n    ansible_group_priority: high\n", r"prio.yml:2: ansible_group_priority"),
+        (
+            "prio.yml",
+            "g:\n  vars:\n    ansible_group_priority: high\n",
+            r"prio.yml:2: ansible_group_priority",
+        ),
         ("top.yml", "- a\n- b\n", r"top.yml:1: a YAML inventory must be a mapping of groups, got list"),
         ("hv.yml", "g:\n  hosts:\n    h: 5\n", r"hv.yml:3: variables of host 'h' must be a mapping"),
         ("tag.yml", "g: !foo\n  hosts: {}\n", r"tag.yml:1: invalid YAML: .*!foo"),
         ("bin.ini", None, r"bin.ini:2: file is not valid UTF-8"),
     ],
 )
-def test_bad_sources_name_the_file_and_line(tmp_path: Path, name: str, text: str | None, expected: str) -> None:
+def test_bad_sources_name_the_file_and_line(
+    tmp_path: Path, name: str, text: str | None, expected: str
+) -> None:
     path = tmp_path / name
     if text is None:
         path.write_bytes(b"[g]\nh\xff\n")

@@ -54,7 +54,8 @@ def test_1_we_fail_where_ansible_warns_and_skips(tmp_path: Path) -> None:
     with pytest.raises(InventoryError) as exc:
         load_inventory([good, as_list])
     assert str(exc.value) == (
-        f"{as_list}:2: hosts of group 'db' must be a mapping, got a list (write hosts as 'name:' keys, not a list)"
+        f"{as_list}:2: hosts of group 'db' must be a mapping, got a list"
+        " (write hosts as 'name:' keys, not a list)"
     )
 
     unknown = _write(tmp_path, "unknown.yml", "db:\n  host:\n    d1:\n")

@@ -88,9 +88,15 @@ _VARS = st.dictionaries(
 )  # fmt: skip
 _GROUP_BODY: Any = st.recursive(
     st.fixed_dictionaries(
-        {}, optional={"hosts": st.dictionaries(_HOSTNAMES, st.one_of(st.none(), _VARS), max_size=3), "vars": _VARS}
+        {},
+        optional={
+            "hosts": st.dictionaries(_HOSTNAMES, st.one_of(st.none(), _VARS), max_size=3),
+            "vars": _VARS,
+        },
     ),
-    lambda inner: st.fixed_dictionaries({}, optional={"children": st.dictionaries(_GROUPS, inner, max_size=2)}),
+    lambda inner: st.fixed_dictionaries(
+        {}, optional={"children": st.dictionaries(_GROUPS, inner, max_size=2)}
+    ),
     max_leaves=6,
 )
 

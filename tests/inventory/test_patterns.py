@@ -28,7 +28,8 @@ PATTERNS = [
     "~www0[12]", "~(foo|bar)\\.example", "~.*", "webservers[0]", "webservers[-1]", "webservers[1:3]",
     "webservers[2:]", "webservers[0:0]", "webservers[1-2]", "southeast[0]:dbservers[-1]", "ungrouped",
     "ungrouped:&all", "mail.example.com", "10.0.0.5", "nomatch", "nomatch:host1", "web*", "*servers",
-    "web-servers", "[w]eb*", "all:!ungrouped", "host1,host3,host1", "host3:host1:host2", "atlanta[1]:raleigh[0]",
+    "web-servers", "[w]eb*", "all:!ungrouped", "host1,host3,host1", "host3:host1:host2",
+    "atlanta[1]:raleigh[0]",
     "usa", "northeast", "southeast:northeast", "dbservers[-3:1]", "dbservers[:1]", "localhost",
     "all:!*.example.com", "*:&~host[12]", "foo.example.com:bar.example.com", "db*:!two*",
 ]  # fmt: skip
@@ -131,7 +132,8 @@ def test_a_pattern_that_matches_nothing_is_an_empty_list() -> None:
 
 
 @pytest.mark.parametrize(
-    ("pattern", "limit"), [("all", None), ("southeast:!raleigh", None), ("webservers", "www0*"), ("nomatch", None)]
+    ("pattern", "limit"),
+    [("all", None), ("southeast:!raleigh", None), ("webservers", "www0*"), ("nomatch", None)],
 )
 def test_format_list_hosts_matches_the_ansible_cli(pattern: str, limit: str | None) -> None:
     names = load_inventory(FLAT).select(pattern, limit)
@@ -141,7 +143,8 @@ def test_format_list_hosts_matches_the_ansible_cli(pattern: str, limit: str | No
 # --- random patterns against the oracle -----------------------------------------------------------------
 
 _ATOMS = st.sampled_from(
-    ["all", "*", "webservers", "dbservers", "southeast", "atlanta", "raleigh", "usa", "northeast", "ungrouped",
+    ["all", "*", "webservers", "dbservers", "southeast", "atlanta", "raleigh", "usa", "northeast",
+     "ungrouped",
      "host1", "host2", "host3", "www01.example.com", "*.example.com", "host?", "~host[23]", "~w+", "web*",
      "foo.example.com", "nomatch", "mail*", "10.0.0.5", "*servers", "[wh]*", "dash.example.com"]
 )  # fmt: skip
@@ -157,6 +160,8 @@ _TERMS = st.tuples(st.sampled_from(["", "", "&", "!"]), _ATOMS, _SUBSCRIPTS).map
     sep=st.sampled_from([":", ","]),
     limit_terms=st.one_of(st.none(), st.lists(_TERMS, min_size=1, max_size=2)),
 )
-def test_random_patterns_agree_with_ansible(terms: list[str], sep: str, limit_terms: list[str] | None) -> None:
+def test_random_patterns_agree_with_ansible(
+    terms: list[str], sep: str, limit_terms: list[str] | None
+) -> None:
     limit = None if limit_terms is None else ",".join(limit_terms)
     _check(FLAT, sep.join(terms), limit, ordered=True)

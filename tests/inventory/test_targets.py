@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from fleetrst.inventory import HONOURED, ConnectionDefaults, load_inventory
 from fleetrst.inventory.connection import parse_ssh_args
 
@@ -70,9 +68,13 @@ all:
       hosts:
         c:
 """,
-        ConnectionDefaults(user="cli-user", private_key="/cli/key", connection="paramiko", connect_timeout=3.0),
+        ConnectionDefaults(
+            user="cli-user", private_key="/cli/key", connection="paramiko", connect_timeout=3.0
+        ),
     )
-    assert targets["a"].connection.user == "group-ssh-user"  # ansible_ssh_user (group) beats ansible_user (host)
+    assert (
+        targets["a"].connection.user == "group-ssh-user"
+    )  # ansible_ssh_user (group) beats ansible_user (host)
     assert targets["a"].connection.port == 2001
     assert targets["b"].connection.private_keys[0].endswith("/.ssh/b_key")
     assert targets["c"].connection.user == "cli-user"
@@ -130,7 +132,10 @@ v ansible_connection=winrm
     assert "s3cret" not in repr(x) and x.host_key_checking == "accept-new"
     assert targets["z"].connection.host_key_checking == "no"
     assert targets["w"].connection.connection == "local"
-    assert targets["v"].error == "host v: ansible_connection 'winrm' is not supported (only local, paramiko, ssh)"
+    assert (
+        targets["v"].error
+        == "host v: ansible_connection 'winrm' is not supported (only local, paramiko, ssh)"
+    )
 
 
 def test_honoured_variables_are_declared_once() -> None:
