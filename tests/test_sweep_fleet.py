@@ -1,0 +1,237 @@
+"""The sweep on a real fleet: network namespaces, one real sshd each, real resets in one namespace.
+
+Every assertion here is about what the kernel counted inside a namespace and what fleetrst made of it
+over real SSH; nothing is simulated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from fleetrst.testing import TestFleet, require_fleet_support
+
+pytestmark = pytest.mark.fleet
+
+WINDOW = "2"
+STORM_RATE = 100  # connects/s to a closed port: ~100 resets received and ~100 sent per second
+
+
+def fleetrst(*args: str, timeout: float = 60, netns: str | None = None) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "fleetrst.cli", *args]
+    if netns:
+        argv = ["ip", "netns", "exec", netns, *argv]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def sweep_json(*args: str, netns: str | None = None) -> tuple[int, dict[str, Any]]:
+    proc = fleetrst("sweep", "--window", WINDOW, "-o", "json", *args, netns=netns)
+    assert proc.stdout, f"no output; stderr: {proc.stderr}"
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def by_host(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {h["host"]: h for h in doc["hosts"]}
+
+
+@pytest.fixture(scope="module")
+def fleet() -> Iterator[TestFleet]:
+    require_fleet_support()
+    with TestFleet(n_hosts=4, groups={"web": ["h001", "h002"], "db": ["h003", "h004"]}) as f:
+        yield f
+
+
+def test_a_quiet_fleet_is_all_ok(fleet: TestFleet) -> None:
+    code, doc = sweep_json("-i", str(fleet.inventory_path))
+    hosts = by_host(doc)
+    assert code == 0, doc
+    assert sorted(hosts) == ["h001", "h002", "h003", "h004"]
+    for h in hosts.values():
+        assert h["status"] == "ok" and h["error"] is None
+        assert 1.5 < h["interval_s"] < 3.0, "the interval comes from the host's own uptime"
+        assert h["rates"]["resets_received"] < 5 and h["rates"]["resets_sent"] < 5
+        assert h["address"] == fleet.host(h["host"]).address
+    assert hosts["h003"]["groups"] == ["db", "fleet"]
+
+
+def test_a_closed_port_storm_flags_exactly_that_host(fleet: TestFleet) -> None:
+    with fleet.closed_port_storm("h002", rate=STORM_RATE, duration=15):
+        code, doc = sweep_json("-i", str(fleet.inventory_path))
+    hosts = by_host(doc)
+    assert code == 1, "a warning and nothing worse"
+    storm = hosts["h002"]
+    assert storm["status"] == "warning"
+    for metric in ("resets_received", "resets_sent"):
+        assert 0.6 * STORM_RATE < storm["rates"][metric] < 1.4 * STORM_RATE, storm["rates"]
+    assert {t["metric"] for t in storm["tripped"]} == {"resets_received", "resets_sent"}
+    assert storm["rates"]["aborts_on_data"] == 0
+    for quiet in ("h001", "h003", "h004"):
+        assert hosts[quiet]["status"] == "ok", hosts[quiet]
+        assert hosts[quiet]["rates"]["resets_received"] < 5
+    assert doc["hosts"][0]["host"] == "h002", "worst first"
+
+
+def test_local_and_paramiko_transports_agree_with_asyncssh(fleet: TestFleet) -> None:
+    inv = str(fleet.inventory_path)
+    with fleet.closed_port_storm("h002", rate=STORM_RATE, duration=20):
+        results: dict[str, dict[str, dict[str, Any]]] = {}
+
+        def run(name: str, *args: str, netns: str | None = None) -> None:
+            results[name] = by_host(sweep_json(*args, netns=netns)[1])
+
+        # The local transport runs the probe on "this machine": inside a namespace, that is the host.
+        threads = [
+            threading.Thread(target=run, args=("ssh", "-i", inv, "web")),
+            threading.Thread(target=run, args=("paramiko", "-i", inv, "web", "-c", "paramiko")),
+            threading.Thread(target=run, args=("local-h002",), kwargs={"netns": fleet.host("h002").netns}),
+            threading.Thread(target=run, args=("local-h001",), kwargs={"netns": fleet.host("h001").netns}),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert results["ssh"]["h002"]["status"] == "warning"
+    assert results["paramiko"]["h002"]["status"] == "warning"
+    assert results["local-h002"]["localhost"]["status"] == "warning"
+    assert results["ssh"]["h001"]["status"] == "ok"
+    assert results["paramiko"]["h001"]["status"] == "ok"
+    assert results["local-h001"]["localhost"]["status"] == "ok"
+    for name in ("ssh", "paramiko"):
+        assert results[name]["h002"]["tripped"] and results[name]["h001"]["tripped"] == []
+
+
+def _write_inventory(path: Path, hosts: dict[str, dict[str, Any]], group_vars: dict[str, Any]) -> str:
+    path.write_text(yaml.safe_dump({"all": {"children": {"fleet": {"hosts": hosts, "vars": group_vars}}}}))
+    return str(path)
+
+
+def _fleet_vars(fleet: TestFleet) -> dict[str, Any]:
+    doc = yaml.safe_load(fleet.inventory_path.read_text())
+    found: dict[str, Any] = {}
+
+    def walk(group: dict[str, Any]) -> None:
+        found.update(group.get("vars") or {})
+        for child in (group.get("children") or {}).values():
+            walk(child or {})
+
+    walk(doc["all"])
+    return found
+
+
+def test_failures_are_values_that_say_which(fleet: TestFleet, tmp_path: Path) -> None:
+    wrong_key = tmp_path / "wrong_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(wrong_key)], check=True)
+    stranger_kh = tmp_path / "stranger_known_hosts"
+    stranger_kh.write_text(f"{fleet.host('h004').address} " + (tmp_path / "wrong_key.pub").read_text())
+    free = str(fleet.subnet.broadcast_address - 1)  # inside the fleet's own subnet, no host there
+    assert free not in {h.address for h in fleet.hosts}
+    inv = _write_inventory(
+        tmp_path / "faults.yml",
+        {
+            "good": {"ansible_host": fleet.host("h001").address},
+            "badauth": {
+                "ansible_host": fleet.host("h002").address,
+                "ansible_ssh_private_key_file": str(wrong_key),
+            },
+            "nobody": {"ansible_host": free},
+            "badkey": {
+                "ansible_host": fleet.host("h004").address,
+                "ansible_ssh_common_args": f"-o UserKnownHostsFile={stranger_kh}",
+            },
+            "refused": {"ansible_host": fleet.host("h003").address, "ansible_port": 2222},
+        },
+        _fleet_vars(fleet),
+    )
+    code, doc = sweep_json("-i", inv, "--timeout", "3")
+    hosts = by_host(doc)
+    assert code == 3, "unknown: some hosts could not be measured and none warned"
+    assert hosts["good"]["status"] == "ok"
+    assert hosts["badauth"]["status"] == "error" and hosts["badauth"]["error_kind"] == "auth"
+    assert "authentication failed" in hosts["badauth"]["error"]
+    assert hosts["badkey"]["status"] == "error" and hosts["badkey"]["error_kind"] == "host_key"
+    assert "host key mismatch" in hosts["badkey"]["error"]
+    assert hosts["refused"]["status"] == "unreachable" and hosts["refused"]["error_kind"] == "refused"
+    assert "connection refused" in hosts["refused"]["error"]
+    assert hosts["nobody"]["status"] == "unreachable"
+    assert hosts["nobody"]["error_kind"] in ("timeout", "no_route"), hosts["nobody"]
+    assert doc["duration_s"] < float(WINDOW) + 3 + 2, "window + timeout + a little"
+
+
+def test_exit_codes(fleet: TestFleet) -> None:
+    inv = str(fleet.inventory_path)
+    assert fleetrst("sweep", "-i", inv, "--window", "1", "h001").returncode == 0
+    with fleet.closed_port_storm("h003", rate=STORM_RATE, duration=15):
+        assert fleetrst("sweep", "-i", inv, "--window", WINDOW, "db").returncode == 1
+        crit = fleetrst("sweep", "-i", inv, "--window", WINDOW, "h003", "--crit", "resets_sent=60")
+        assert crit.returncode == 2, crit.stdout
+        assert "CRITICAL" in crit.stdout
+    bad = fleetrst("sweep", "-i", inv, "nosuchgroup")
+    assert bad.returncode == 64 and "matches no host" in bad.stderr and "Traceback" not in bad.stderr
+    usage = fleetrst("sweep", "-i", inv, "--window", "ten")
+    assert usage.returncode == 64 and "not a duration" in usage.stderr
+
+
+def test_thresholds_from_the_inventory_and_the_command_line(fleet: TestFleet, tmp_path: Path) -> None:
+    lenient = {"resets_received": {"warning": 500}, "resets_sent": {"warning": 500, "critical": 1000}}
+    inv = _write_inventory(
+        tmp_path / "thresholds.yml",
+        {"h001": {"ansible_host": fleet.host("h001").address, "fleetrst_thresholds": lenient}},
+        _fleet_vars(fleet),
+    )
+    with fleet.closed_port_storm("h001", rate=STORM_RATE, duration=20):
+        code, doc = sweep_json("-i", inv)
+        assert code == 0 and by_host(doc)["h001"]["status"] == "ok", "the host's own thresholds are laxer"
+        code, doc = sweep_json("-i", inv, "--warn", "resets_sent=20")
+        h = by_host(doc)["h001"]
+        assert code == 1 and [t["metric"] for t in h["tripped"]] == ["resets_sent"], "the flag beats it"
+
+
+def test_baseline_spike_rule_flags_a_new_storm_not_a_steady_one(fleet: TestFleet) -> None:
+    inv = str(fleet.inventory_path)
+    # A storm that runs through baseline and window: 10 × max(5, ~100) = ~1000/s is not reached.
+    with fleet.closed_port_storm("h001", rate=STORM_RATE, duration=20):
+        code, doc = sweep_json("-i", inv, "h001", "--baseline", "2")
+    assert code == 0
+    steady = by_host(doc)["h001"]
+    assert steady["status"] == "ok", steady["tripped"]
+    assert steady["baseline_rates"]["resets_received"] > 50
+    # A storm that starts after the baseline: the spike rule warns.
+    result: dict[str, Any] = {}
+    timer = threading.Timer(
+        2.5, lambda: result.setdefault("storm", fleet.closed_port_storm("h004", rate=STORM_RATE, duration=6))
+    )
+    timer.start()
+    try:
+        code, doc = sweep_json("-i", inv, "h004", "--baseline", "2", "--window", "3")
+        assert code == 1
+    finally:
+        timer.join()
+        if "storm" in result:
+            result["storm"].stop()
+    spiked = by_host(doc)["h004"]
+    assert spiked["status"] == "warning", spiked
+    assert spiked["baseline_rates"]["resets_received"] < 5
+    assert any(t["rule"] == "spike" for t in spiked["tripped"])
+
+
+def test_list_hosts_connects_to_nothing(fleet: TestFleet) -> None:
+    proc = fleetrst("sweep", "-i", str(fleet.inventory_path), "web:db:!h004", "--list-hosts")
+    assert proc.returncode == 0
+    assert proc.stdout.split() == ["hosts", "(3):", "h001", "h002", "h003"]
+
+
+def test_no_inventory_sweeps_this_machine_locally() -> None:
+    proc = fleetrst("sweep", "--window", "1", "-o", "json")
+    doc = json.loads(proc.stdout)
+    assert [h["host"] for h in doc["hosts"]] == ["localhost"]
+    assert doc["hosts"][0]["status"] in ("ok", "warning", "critical")
+    assert os.path.exists("/proc/net/snmp")
