@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from . import output
 from .errors import InventoryError
 from .inventory import Inventory, load_inventory
 from .values import UnsafeText, VaultValue
@@ -72,11 +73,10 @@ def run_inventory(args: argparse.Namespace) -> int:
 def render(inv: Inventory, args: argparse.Namespace) -> str:
     if args.graph is not None:
         return inv.graph(args.graph, vars=bool(args.vars))
-    data: dict[str, Any] = inv.host_json(args.host) if args.host else inv.list_json()
     if getattr(args, "yaml", False):
-        if not args.host:
-            data = _yaml_layout(inv)
-        return yaml.dump(data, Dumper=_Dumper, default_flow_style=False, allow_unicode=True).rstrip("\n")
+        layout = output.host_vars(inv, args.host) if args.host else _yaml_layout(inv)
+        return yaml.dump(layout, Dumper=_Dumper, default_flow_style=False, allow_unicode=True).rstrip("\n")
+    data: dict[str, Any] = inv.host_json(args.host) if args.host else inv.list_json()
     return json.dumps(data, sort_keys=True, indent=4)
 
 

@@ -307,8 +307,6 @@ def resolve_connection(
         become = False  # as Ansible: becoming the login user is skipped
 
     address = get("address") or name
-    if connection == "local" and "address" not in values:
-        address = name
     return ConnectionSettings(
         address=address,
         connection=connection,

@@ -8,7 +8,6 @@ the host is first seen; a child that is also an ancestor is a loop and an error.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -183,7 +182,3 @@ class InventoryBuilder:
             for name, h in self.hosts.items()
         }
         return groups, hosts
-
-
-def source_dir(path: str | None) -> str | None:
-    return os.path.dirname(path) if path else None

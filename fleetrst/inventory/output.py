@@ -50,15 +50,19 @@ def list_json(inv: Inventory) -> dict[str, Any]:
 
 
 def host_json(inv: Inventory, pattern: str) -> dict[str, Any]:
+    result: dict[str, Any] = to_json(host_vars(inv, pattern), wrap_unsafe=False)
+    return result
+
+
+def host_vars(inv: Inventory, pattern: str) -> Mapping[str, Any]:
+    """The one host ``pattern`` selects (as ``--host`` requires), its variables as Ansible shows them."""
     names = inv.select(pattern)
     if len(names) != 1:
         raise InventoryError(
             f"--host needs exactly one host: {pattern!r} matches {len(names)}"
             + (f" ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})" if names else "")
         )
-    values: Mapping[str, Any] = inv.output_host_vars(inv.host(names[0]))
-    result: dict[str, Any] = to_json(values, wrap_unsafe=False)
-    return result
+    return inv.output_host_vars(inv.host(names[0]))
 
 
 def _graph_line(text: str, depth: int) -> str:

@@ -111,6 +111,8 @@ def test_cli_prints_byte_for_byte_what_ansible_inventory_prints(
         _cli(*args, "--list", "--yaml", capsys=capsys)
         == ansible_inventory(sources, "--list", "--yaml").stdout
     )
+    yaml_host = ansible_inventory(sources, "--host", host, "--yaml").stdout
+    assert _cli(*args, "--host", host, "--yaml", capsys=capsys) == yaml_host
 
 
 def test_cli_writes_the_output_file(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
