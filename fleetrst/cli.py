@@ -11,7 +11,7 @@ from typing import NoReturn
 
 from . import __version__
 from .model import ConnectionSettings, HostResult, Target
-from .report import EXIT_USAGE, TABLE_FORMATS, exit_code, render_csv, render_json, render_table
+from .report import EXIT_USAGE, exit_code, render_csv, render_json, render_table, table_formats
 from .rules import ThresholdError, parse_cli_threshold
 
 OUTPUT_FORMATS = ("table", "json", "csv")
@@ -281,8 +281,10 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     from .inventory import format_list_hosts
     from .sweep import SweepOptions, run_sweep
 
-    if args.table_format not in TABLE_FORMATS:
-        raise UsageError(f"unknown --table-format {args.table_format!r}; one of: {', '.join(TABLE_FORMATS)}")
+    if args.output == "table" and args.table_format not in table_formats():
+        raise UsageError(
+            f"unknown --table-format {args.table_format!r}; one of: {', '.join(table_formats())}"
+        )
     try:
         warn, crit = _thresholds(args.warn), _thresholds(args.crit)
     except ThresholdError as exc:

@@ -118,16 +118,16 @@ class ParamikoTransport:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     def _host_keys_for(self, settings: ConnectionSettings) -> paramiko.HostKeys:
-        files = known_hosts_files(settings)
-        cached = self._host_keys.get(files)
+        cached = self._host_keys.get(settings.known_hosts)  # stat and read the files once per sweep
         if cached is None:
+            files = known_hosts_files(settings)
             cached = paramiko.HostKeys()
             for path in files:
                 try:
                     cached.load(path)
                 except (OSError, paramiko.SSHException) as exc:
                     raise TransportError(f"cannot read known_hosts file {path}: {exc}") from exc
-            self._host_keys[files] = cached
+            self._host_keys[settings.known_hosts] = cached
         return cached
 
     def _client_keys_for(self, settings: ConnectionSettings) -> list[paramiko.PKey]:
