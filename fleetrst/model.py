@@ -116,9 +116,10 @@ class Trip:
     baseline: float | None = None  # with the spike rule: the baseline rate the limit came from
 
     def describe(self) -> str:
+        level = " (critical)" if self.level == "critical" else ""
         if self.rule == "spike":
-            return f"{self.metric} {self.value:.1f}/s > 10×max(5, {self.baseline or 0:.1f}) spike"
-        return f"{self.metric} {self.value:.1f}/s > {self.limit:g}"
+            return f"{self.metric} {self.value:.1f}/s > 10×max(5, {self.baseline or 0:.1f}) spike{level}"
+        return f"{self.metric} {self.value:.1f}/s > {self.limit:g}{level}"
 
 
 @dataclass(frozen=True)
