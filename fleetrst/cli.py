@@ -6,15 +6,21 @@ import argparse
 import math
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from . import __version__
-from .model import ConnectionSettings, HostResult, Target
+from .model import ConnectionSettings, FleetReport, HostResult, Target
 from .report import EXIT_USAGE, exit_code, render_csv, render_json, render_table, table_formats
 from .rules import ThresholdError, parse_cli_threshold
 
-OUTPUT_FORMATS = ("table", "json", "csv")
+# -o FORMAT: each renderer takes the report and the parsed arguments.
+RENDERERS: dict[str, Callable[[FleetReport, argparse.Namespace], str]] = {
+    "table": lambda report, args: render_table(report, args.table_format),
+    "json": lambda report, args: render_json(report),
+    "csv": lambda report, args: render_csv(report),
+}
+OUTPUT_FORMATS = tuple(RENDERERS)
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -313,12 +319,12 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         )
     finally:
         progress.finish()
-    if args.output == "json":
-        sys.stdout.write(render_json(report))
-    elif args.output == "csv":
-        sys.stdout.write(render_csv(report))
-    else:
-        sys.stdout.write(render_table(report, args.table_format))
+    sys.stdout.write(RENDERERS[args.output](report, args))
+    if report.interrupted_by:
+        sys.stderr.write(
+            f"fleetrst: interrupted by {report.interrupted_by}: "
+            f"{report.count('interrupted')} host(s) did not finish\n"
+        )
     return exit_code(report)
 
 

@@ -180,6 +180,8 @@ class FleetReport:
     pattern: str = "all"
     limit: str | None = None
     inventories: tuple[str, ...] = ()
+    findings: tuple[Mapping[str, Any], ...] = ()  # what the hosts' investigations show together
+    interrupted_by: str | None = None  # "SIGINT" or "SIGTERM" when the sweep was stopped early
 
     def count(self, status: Status) -> int:
         return sum(1 for h in self.hosts if h.status == status)

@@ -36,6 +36,7 @@ TOTAL_RATES: tuple[tuple[str, str], ...] = (
 )
 
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN, EXIT_USAGE = 0, 1, 2, 3, 64
+EXIT_INTERRUPTED = {"SIGINT": 130, "SIGTERM": 143}  # 128 + the signal's number, as shells report it
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
@@ -49,7 +50,12 @@ def clean(text: str) -> str:
 
 
 def exit_code(report: FleetReport) -> int:
-    """Nagios-style: 2 some critical, 1 some warning, 3 some host not measured (and none warned), 0 ok."""
+    """Nagios-style: 2 some critical, 1 some warning, 3 some host not measured (and none warned), 0 ok.
+
+    A sweep stopped by SIGINT or SIGTERM exits 130 or 143, whatever the hosts that finished showed.
+    """
+    if report.interrupted_by:
+        return EXIT_INTERRUPTED.get(report.interrupted_by, 130)
     statuses = {h.status for h in report.hosts}
     if "critical" in statuses:
         return EXIT_CRITICAL
@@ -93,7 +99,8 @@ def table_formats() -> tuple[str, ...]:
     return tuple(sorted(tabulate_formats))
 
 
-def render_table(report: FleetReport, table_format: str = "simple") -> str:
+def render_table(report: FleetReport, table_format: str = "simple", *, only_problems: bool = False) -> str:
+    """The fleet table, worst first, and the summary line; ``only_problems`` leaves out OK hosts."""
     from tabulate import tabulate
 
     headers = ["HOST", "STATUS", *(title for _, title in TABLE_RATES), "TRIPPED", "ERROR"]
@@ -106,6 +113,7 @@ def render_table(report: FleetReport, table_format: str = "simple") -> str:
             clean(h.error or ""),
         ]
         for h in worst_first(report.hosts)
+        if not (only_problems and h.status == "ok")
     ]
     align = ("left", "left", *("right" for _ in TABLE_RATES), "left", "left")
     table = tabulate(rows, headers=headers, tablefmt=table_format, disable_numparse=True, colalign=align)
@@ -113,13 +121,14 @@ def render_table(report: FleetReport, table_format: str = "simple") -> str:
 
 
 def summary_line(report: FleetReport) -> str:
+    stopped = f" | INTERRUPTED by {report.interrupted_by}" if report.interrupted_by else ""
     counts = [f"{report.count(s)} {s}" for s in STATUS_ORDER if report.count(s)]
     n = len(report.hosts)
     totals = fleet_totals(report)
     total_text = ", ".join(f"{totals[m]:.1f} {words}" for m, words in TOTAL_RATES)
     return (
         f"{n} host{'s' if n != 1 else ''}: {', '.join(counts) or 'none'} | fleet totals: {total_text}"
-        f" | window {report.window_s:g}s, took {report.duration_s:.1f}s"
+        f" | window {report.window_s:g}s, took {report.duration_s:.1f}s{stopped}"
     )
 
 
@@ -168,11 +177,13 @@ def report_json(report: FleetReport) -> dict[str, Any]:
         "limit": report.limit,
         "inventories": list(report.inventories),
         "exit_code": exit_code(report),
+        "interrupted_by": report.interrupted_by,
         "summary": {
             "hosts": len(report.hosts),
             **{s: report.count(s) for s in statuses},
             "totals": {k: _round(v) for k, v in fleet_totals(report).items()},
         },
+        "findings": [dict(f) for f in report.findings],
         "hosts": [host_json(h) for h in worst_first(report.hosts)],
     }
 

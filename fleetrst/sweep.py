@@ -11,14 +11,16 @@ from __future__ import annotations
 import asyncio
 import random
 import resource
+import signal
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from .counters import RebootedError, measure_rates
-from .model import ErrorKind, FleetReport, HostResult, Status, Target, Threshold, Verdict
+from .model import ErrorKind, FleetReport, HostResult, Rates, Status, Target, Threshold, Verdict
 from .probe import ProbeParseError, parse_probe_output, probe_command
 from .rules import ThresholdError, effective_thresholds, judge, parse_threshold_overrides
 from .transport import TransportSet
@@ -38,6 +40,9 @@ class SweepOptions:
     max_output: int = DEFAULT_MAX_OUTPUT
     warn: Mapping[str, float] = field(default_factory=dict)
     crit: Mapping[str, float] = field(default_factory=dict)
+    # Per host, baseline rates from earlier audits (``--rules netdata-history``): judged with the
+    # spike rule like ``--baseline``, when no baseline reading is taken in this sweep.
+    history_baselines: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
     @property
     def host_budget_s(self) -> float:
@@ -57,10 +62,33 @@ def raise_open_file_limit(hosts_in_flight: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
 
 
+class Investigator(Protocol):
+    """What the sweep asks of an investigation (fleetrst.investigate implements it)."""
+
+    def wants(self, target: Target, verdict: Verdict) -> bool:
+        """Whether to investigate this host (e.g. only hosts that tripped)."""
+        ...
+
+    async def investigate(
+        self, session: Session, target: Target, rates: Rates, verdict: Verdict
+    ) -> Mapping[str, Any]:
+        """Run the runbook over ``session`` within its own deadline; never raise for a host's fault."""
+        ...
+
+    def fleet_findings(self, results: Sequence[HostResult]) -> list[Mapping[str, Any]]:
+        """What the hosts' investigations show together (e.g. many hosts reset by one peer)."""
+        ...
+
+
 class Sweep:
-    def __init__(self, options: SweepOptions, transports: TransportSet) -> None:
+    def __init__(
+        self, options: SweepOptions, transports: TransportSet, investigator: Investigator | None = None
+    ) -> None:
         self.options = options
         self.transports = transports
+        self.investigator = investigator
+        self.interrupted_by: str | None = None
+        self._tasks: list[asyncio.Future[HostResult]] = []
         self._forks = asyncio.Semaphore(max(1, options.forks))
         self._handshakes = asyncio.Semaphore(max(1, options.handshakes))
         self._per_address: defaultdict[str, asyncio.Semaphore] = defaultdict(
@@ -73,6 +101,8 @@ class Sweep:
     async def run(
         self, targets: Sequence[Target], on_result: ResultCallback | None = None
     ) -> list[HostResult]:
+        """Every target at once (``forks`` in flight); results in target order, one per target."""
+
         async def one(target: Target) -> HostResult:
             async with self._forks:
                 result = await self.probe_host(target)
@@ -80,7 +110,28 @@ class Sweep:
                 on_result(result)
             return result
 
-        return list(await asyncio.gather(*(one(t) for t in targets)))
+        self._tasks = [asyncio.ensure_future(one(t)) for t in targets]
+        outcomes = await asyncio.gather(*self._tasks, return_exceptions=True)
+        results: list[HostResult] = []
+        for target, outcome in zip(targets, outcomes, strict=True):
+            if isinstance(outcome, HostResult):
+                results.append(outcome)
+            elif isinstance(outcome, asyncio.CancelledError):
+                why = f"interrupted by {self.interrupted_by}" if self.interrupted_by else "cancelled"
+                results.append(
+                    _failed(target, "interrupted", "interrupted", f"{why} before this host finished")
+                )
+            else:  # a bug of ours: still only this host's result
+                message = f"internal error: {type(outcome).__name__}: {outcome}"
+                results.append(_failed(target, "error", "internal", message))
+        return results
+
+    def interrupt(self, reason: str) -> None:
+        """Stop now: hosts still running are cancelled (their connections closed) and reported as
+        ``interrupted``; hosts that finished keep their results."""
+        self.interrupted_by = reason
+        for task in self._tasks:
+            task.cancel()
 
     async def probe_host(self, target: Target) -> HostResult:
         """One host, start to finish. Never raises: every outcome is a HostResult."""
@@ -88,15 +139,7 @@ class Sweep:
         deadline = started + self.options.host_budget_s
 
         def failed(status: Status, kind: ErrorKind, message: str) -> HostResult:
-            return HostResult(
-                host=target.name,
-                address=target.connection.address,
-                groups=target.groups,
-                status=status,
-                error=message,
-                error_kind=kind,
-                elapsed_s=time.monotonic() - started,
-            )
+            return _failed(target, status, kind, message, time.monotonic() - started)
 
         if target.error:
             return failed("error", "config", target.error)
@@ -107,33 +150,42 @@ class Sweep:
 
         try:
             session = await self._connect(target, deadline)
+        except TransportError as exc:
+            return failed("unreachable" if exc.unreachable else "error", exc.kind, exc.message)
+        try:
             try:
                 result = await session.run(
                     self._command,
                     timeout=max(0.1, deadline - time.monotonic()),
                     max_output=self.options.max_output,
                 )
-            finally:
-                await session.close()
-        except TransportError as exc:
-            return failed("unreachable" if exc.unreachable else "error", exc.kind, exc.message)
+            except TransportError as exc:
+                return failed("unreachable" if exc.unreachable else "error", exc.kind, exc.message)
 
-        try:
-            snapshots = parse_probe_output(result.stdout)
-            if len(snapshots) < self.expected_samples:
-                raise ProbeParseError(f"expected {self.expected_samples} samples, got {len(snapshots)}")
-            rates = measure_rates(snapshots[-2], snapshots[-1])
-            baseline = measure_rates(snapshots[0], snapshots[1]) if self.options.baseline_s else None
-        except RebootedError as exc:
-            return failed("error", "rebooted", str(exc))
-        except ProbeParseError as exc:
-            message = str(exc)
-            if result.exit_status:
-                first = result.stderr.strip().splitlines()[:1]
-                message += f" (exit status {result.exit_status}{': ' + first[0] if first else ''})"
-            return failed("error", "parse", message)
+            try:
+                snapshots = parse_probe_output(result.stdout)
+                if len(snapshots) < self.expected_samples:
+                    raise ProbeParseError(f"expected {self.expected_samples} samples, got {len(snapshots)}")
+                rates = measure_rates(snapshots[-2], snapshots[-1])
+                baseline = measure_rates(snapshots[0], snapshots[1]) if self.options.baseline_s else None
+            except RebootedError as exc:
+                return failed("error", "rebooted", str(exc))
+            except ProbeParseError as exc:
+                message = str(exc)
+                if result.exit_status:
+                    first = result.stderr.strip().splitlines()[:1]
+                    message += f" (exit status {result.exit_status}{': ' + first[0] if first else ''})"
+                return failed("error", "parse", message)
 
-        verdict: Verdict = judge(rates, thresholds, baseline)
+            if baseline is None and target.name in self.options.history_baselines:
+                baseline = Rates(interval_s=0.0, per_second=self.options.history_baselines[target.name])
+            verdict: Verdict = judge(rates, thresholds, baseline)
+            investigation = None
+            if self.investigator is not None and self.investigator.wants(target, verdict):
+                # Over the connection we already have, after the samples, within its own deadline.
+                investigation = await self.investigator.investigate(session, target, rates, verdict)
+        finally:
+            await session.close()
         return HostResult(
             host=target.name,
             address=target.connection.address,
@@ -142,6 +194,7 @@ class Sweep:
             rates=rates,
             baseline=baseline,
             tripped=verdict.tripped,
+            investigation=investigation,
             elapsed_s=time.monotonic() - started,
         )
 
@@ -172,6 +225,20 @@ class Sweep:
         raise AssertionError("unreachable")
 
 
+def _failed(
+    target: Target, status: Status, kind: ErrorKind, message: str, elapsed: float = 0.0
+) -> HostResult:
+    return HostResult(
+        host=target.name,
+        address=target.connection.address,
+        groups=target.groups,
+        status=status,
+        error=message,
+        error_kind=kind,
+        elapsed_s=elapsed,
+    )
+
+
 def run_sweep(
     targets: Sequence[Target],
     options: SweepOptions,
@@ -180,20 +247,41 @@ def run_sweep(
     limit: str | None = None,
     inventories: Sequence[str] = (),
     on_result: ResultCallback | None = None,
+    investigator: Investigator | None = None,
 ) -> FleetReport:
-    """Sweep ``targets`` and return the fleet report (the synchronous entry point)."""
+    """Sweep ``targets`` and return the fleet report (the synchronous entry point).
+
+    SIGINT and SIGTERM stop the sweep promptly: the report then holds the hosts that finished, the
+    rest marked ``interrupted``, and ``interrupted_by`` names the signal.
+    """
     raise_open_file_limit(min(options.forks, len(targets)))
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     started = time.monotonic()
+    interrupted_by: str | None = None
 
     async def main() -> list[HostResult]:
+        nonlocal interrupted_by
         transports = TransportSet(forks=options.forks)
+        sweep = Sweep(options, transports, investigator)
+        loop = asyncio.get_running_loop()
+        installed: list[signal.Signals] = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, sweep.interrupt, sig.name)
+                installed.append(sig)
+            except (ValueError, RuntimeError, NotImplementedError):
+                pass  # not the main thread: the caller handles signals
         try:
-            return await Sweep(options, transports).run(targets, on_result)
+            results = await sweep.run(targets, on_result)
         finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
             await transports.aclose()
+        interrupted_by = sweep.interrupted_by
+        return results
 
     results = asyncio.run(main())
+    findings = investigator.fleet_findings(results) if investigator is not None else []
     return FleetReport(
         hosts=tuple(results),
         started_at=started_at,
@@ -203,4 +291,6 @@ def run_sweep(
         pattern=pattern,
         limit=limit,
         inventories=tuple(inventories),
+        findings=tuple(findings),
+        interrupted_by=interrupted_by,
     )
