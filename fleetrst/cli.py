@@ -9,7 +9,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from . import __version__
+from . import __version__, audit_cli
+from .errors import CommandError, UsageError
+from .investigate import cli as investigate_cli
 from .model import ConnectionSettings, FleetReport, HostResult, Target
 from .report import EXIT_USAGE, exit_code, render_csv, render_json, render_table, table_formats
 from .rules import ThresholdError, parse_cli_threshold
@@ -20,14 +22,12 @@ RENDERERS: dict[str, Callable[[FleetReport, argparse.Namespace], str]] = {
     "json": lambda report, args: render_json(report),
     "csv": lambda report, args: render_csv(report),
 }
+RENDERERS.update(audit_cli.RENDERERS)
 OUTPUT_FORMATS = tuple(RENDERERS)
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {**investigate_cli.COMMANDS, **audit_cli.COMMANDS}
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-class UsageError(Exception):
-    """A usage or configuration error: one line on stderr, exit 64."""
 
 
 def parse_duration(text: str) -> float:
@@ -201,7 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--output",
         choices=OUTPUT_FORMATS,
         default="table",
-        help="table (default), json (the versioned schema in the README) or csv",
+        help="table (default), json (the versioned schema in the README), csv"
+        + "".join(f", {name}" for name in OUTPUT_FORMATS[3:]),
     )
     out.add_argument(
         "--table-format",
@@ -217,6 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
         "ansible-inventory prints them.",
     )
     add_inventory_arguments(inv)
+
+    investigate_cli.add_sweep_arguments(sweep)
+    audit_cli.add_sweep_arguments(sweep)
+    investigate_cli.add_subcommands(sub)
+    audit_cli.add_subcommands(sub)
+    audit_cli.apply_config_defaults(parser, sweep)
     return parser
 
 
@@ -299,33 +306,38 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     if args.list_hosts:
         sys.stdout.write(format_list_hosts(names))
         return 0
-    options = SweepOptions(
-        window_s=args.window,
-        timeout_s=args.timeout,
-        forks=args.forks,
-        baseline_s=args.baseline,
-        warn=warn,
-        crit=crit,
-    )
-    progress = _Progress(len(targets))
-    try:
-        report = run_sweep(
-            targets,
-            options,
-            pattern=args.pattern,
-            limit=",".join(args.limit) or None,
-            inventories=args.inventory,
-            on_result=progress,
+    with audit_cli.audit_sweep(args, targets) as audit:
+        options = SweepOptions(
+            window_s=args.window,
+            timeout_s=args.timeout,
+            forks=args.forks,
+            baseline_s=args.baseline,
+            warn=warn,
+            crit=crit,
+            **audit.option_overrides,
         )
-    finally:
-        progress.finish()
+        progress = _Progress(len(targets))
+        try:
+            report = run_sweep(
+                targets,
+                options,
+                pattern=args.pattern,
+                limit=",".join(args.limit) or None,
+                inventories=args.inventory,
+                on_result=progress,
+                investigator=investigate_cli.investigator_from_args(args),
+            )
+        finally:
+            progress.finish()
+        code = exit_code(report)
+        audit.record(report, code)
     sys.stdout.write(RENDERERS[args.output](report, args))
     if report.interrupted_by:
         sys.stderr.write(
             f"fleetrst: interrupted by {report.interrupted_by}: "
             f"{report.count('interrupted')} host(s) did not finish\n"
         )
-    return exit_code(report)
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -339,11 +351,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_sweep_command(args)
         if args.command == "inventory":
             return run_inventory(args)
+        if args.command in COMMANDS:
+            return COMMANDS[args.command](args)
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    except (UsageError, InventoryError) as exc:
+    except InventoryError as exc:
         sys.stderr.write(f"fleetrst: error: {exc}\n")
         return EXIT_USAGE
+    except CommandError as exc:
+        sys.stderr.write(f"fleetrst: error: {exc}\n")
+        return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("fleetrst: interrupted\n")
         return 130
