@@ -2,27 +2,31 @@
 
 Both (or, with a baseline, all three) samples come from one remote exec, so one connection and one
 round trip measure a window, and the interval is the host's own uptime, not the controller's clock.
-The command needs only a POSIX shell, ``cat`` and ``sleep`` (``echo`` is a builtin). Its output is
-framed, one marker per line, with a format version::
+The command needs only a POSIX shell, ``cat`` and ``sleep`` (``echo`` is a builtin), and starts one
+``cat`` per sample and one ``sleep`` per interval: on a host that runs many probes at once, every
+fork+exec counts. Its output is framed, one marker per line, with a format version::
 
-    @@fleetrst-probe v1 sample 0 of 2
-    @@file /proc/net/snmp
-    ...the file as cat printed it, or cat's own error message...
+    @@fleetrst-probe v2 sample 0 of 2
+    ...what `cat /proc/net/snmp /proc/net/netstat /proc/uptime /proc/sys/kernel/random/boot_id 2>&1`
+    printed: the four files one after the other, or cat's own error line for a file it could not read...
 
     @@rc 0                                  cat's exit status
-    @@file /proc/net/netstat
-    ...
     @@end 0
     @@sleep 10
 
     @@rc 0                                  sleep's exit status (anything sleep printed comes before)
-    @@fleetrst-probe v1 sample 1 of 2
+    @@fleetrst-probe v2 sample 1 of 2
     ...
     @@end 1
 
-``echo`` prints an empty line after each file before its ``@@rc`` line, so the marker starts a line
-even if a file does not end with a newline. Text before the first frame or after the last one (what a
-login shell's rc files may print) is ignored; everything inside the frames is checked.
+``echo`` prints an empty line before each ``@@rc`` line, so the marker starts a line even if the output
+does not end with a newline. The parser splits cat's output back into the four files by their content,
+so an error names the right file and the line within it: the files come in that order,
+``/proc/net/netstat`` starts at the first line whose first word is ``TcpExt:`` (``IpExt:`` or
+``MPTcpExt:`` if there is no ``TcpExt:``), and the last two non-empty lines are ``/proc/uptime`` then
+the boot id. When cat fails, the file it names in its message is the one reported. Text before the
+first frame or after the last one (what a login shell's rc files may print) is ignored; everything
+inside the frames is checked.
 """
 
 from __future__ import annotations
@@ -47,14 +51,19 @@ from .model import Snapshot
 
 __all__ = ["FORMAT_VERSION", "MAX_SLEEP_S", "ProbeParseError", "parse_probe_output", "probe_command"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MAX_SLEEP_S = 3600.0
 FILES: tuple[str, ...] = (SNMP_PATH, NETSTAT_PATH, UPTIME_PATH, BOOT_ID_PATH)
 _MARK = "@@"
 
 _HEADER = re.compile(r"@@fleetrst-probe v([0-9]{1,6}) sample ([0-9]{1,3}) of ([0-9]{1,3})")
 _ANY_HEADER = re.compile(r"@@fleetrst-probe\b.*")
-_FILE = re.compile(r"@@file (\S+)")
+# Where /proc/net/netstat starts in cat's output: its first TcpExt line, else its first IpExt/MPTcpExt one.
+_NETSTAT_FIRST = "TcpExt:"
+_NETSTAT_OTHERS = frozenset({"IpExt:", "MPTcpExt:"})
+# A path of ours as cat names it: "cat: /proc/uptime: ..." (GNU), "cat: can't open '/proc/uptime': ..."
+# (busybox). Not a prefix of a longer path.
+_NAMED_PATH = re.compile(r"(?<![\w/.-])(" + "|".join(re.escape(path) for path in FILES) + r")(?![\w/.-])")
 _RC = re.compile(r"@@rc ([0-9]{1,3})")
 _END = re.compile(r"@@end ([0-9]{1,3})")
 _SLEEP = re.compile(r"@@sleep ([0-9.]{1,12})")
@@ -79,11 +88,11 @@ def _seconds(value: object, what: str) -> str:
 
 
 def _sample_script(index: int, total: int) -> list[str]:
-    parts = [f"echo '@@fleetrst-probe v{FORMAT_VERSION} sample {index} of {total}'"]
-    for path in FILES:
-        parts.append(f"echo '@@file {path}'; cat {path} 2>&1; s=$?; echo; echo \"@@rc $s\"")
-    parts.append(f"echo '@@end {index}'")
-    return parts
+    return [
+        f"echo '@@fleetrst-probe v{FORMAT_VERSION} sample {index} of {total}'",
+        f"cat {' '.join(FILES)} 2>&1; s=$?; echo; echo \"@@rc $s\"",
+        f"echo '@@end {index}'",
+    ]
 
 
 def _sleep_script(seconds: str) -> list[str]:
@@ -134,11 +143,43 @@ class _Reader:
         return body, None
 
 
-def _body(lines: list[str]) -> str:
-    # The probe echoes one empty line before each @@rc: drop it, keep the rest as the file's text.
-    if lines and lines[-1] == "":
-        lines = lines[:-1]
+def _text(lines: list[str]) -> str:
     return "\n".join(lines) + "\n" if lines else ""
+
+
+def _split_files(lines: list[str]) -> dict[str, str]:
+    """cat's output of the four files, back as one text per file (line 1 is each file's first line)."""
+    filled = [number for number, line in enumerate(lines) if line.strip()]
+    boot_at = filled[-1] if filled else len(lines)
+    uptime_at = filled[-2] if len(filled) >= 2 else boot_at
+    netstat_at = other_at = uptime_at
+    for number in range(uptime_at):
+        word = lines[number].split(" ", 1)[0]
+        if word == _NETSTAT_FIRST:
+            netstat_at = number
+            break
+        if word in _NETSTAT_OTHERS and other_at == uptime_at:
+            other_at = number
+    else:
+        netstat_at = other_at
+    return {
+        SNMP_PATH: _text(lines[:netstat_at]),
+        NETSTAT_PATH: _text(lines[netstat_at:uptime_at]),
+        UPTIME_PATH: _text(lines[uptime_at:boot_at]),
+        BOOT_ID_PATH: _text(lines[boot_at:]),
+    }
+
+
+def _cat_failed(lines: list[str], status: str) -> ProbeParseError:
+    """cat's own words for the file(s) it could not read, not the text of those it could."""
+    said = [line for line in lines if _NAMED_PATH.search(line) or line.startswith("cat:")]
+    named = {match.group(1) for line in said for match in _NAMED_PATH.finditer(line)}
+    paths = ", ".join(path for path in FILES if path in named)
+    if paths:
+        return ProbeParseError(f"could not read {paths}: {_one_line(said)}")
+    return ProbeParseError(
+        f"could not read the counter files (cat's status {status}): {_one_line(said or lines)}"
+    )
 
 
 def _one_line(lines: list[str]) -> str:
@@ -155,29 +196,23 @@ def _find_first_header(reader: _Reader) -> str:
 
 
 def _read_sample(reader: _Reader, index: int, total: int) -> Snapshot:
-    texts: dict[str, str] = {}
-    for path in FILES:
-        line = reader.next()
-        if line is None:
-            raise ProbeParseError(f"sample {index} is cut short before {path}")
-        match = _FILE.fullmatch(line)
-        if not match or match.group(1) != path:
-            raise ProbeParseError(f"sample {index}: expected '@@file {path}', got {shown(line)}")
-        body, marker = reader.until_marker()
-        if marker is None:
-            raise ProbeParseError(f"sample {index} is cut short inside {path}")
-        rc = _RC.fullmatch(marker)
-        if not rc:
-            raise ProbeParseError(f"sample {index}: unexpected {shown(marker)} inside {path}")
-        if rc.group(1) != "0":
-            raise ProbeParseError(f"could not read {path}: {_one_line(body)}")
-        texts[path] = _body(body)
+    body, marker = reader.until_marker()
+    if marker is None:
+        raise ProbeParseError(f"sample {index} is cut short while the counter files are read")
+    rc = _RC.fullmatch(marker)
+    if not rc:
+        raise ProbeParseError(f"sample {index}: unexpected {shown(marker)} among the counter files")
+    if body and body[-1] == "":
+        body.pop()  # the empty line the probe echoes before @@rc
+    if rc.group(1) != "0":
+        raise _cat_failed(body, rc.group(1))
     line = reader.next()
     if line is None:
         raise ProbeParseError(f"sample {index} is cut short before its end marker")
     end = _END.fullmatch(line)
     if not end or int(end.group(1)) != index:
         raise ProbeParseError(f"sample {index}: expected '@@end {index}', got {shown(line)}")
+    texts = _split_files(body)
     try:
         return Snapshot(
             tcp=parse_snmp(texts[SNMP_PATH]),
@@ -222,7 +257,9 @@ def parse_probe_output(text: str) -> list[Snapshot]:
     reader = _Reader(text)
     header = _HEADER.fullmatch(_find_first_header(reader))
     if not header:
-        raise ProbeParseError("unreadable probe header (expected '@@fleetrst-probe v1 sample 0 of N')")
+        raise ProbeParseError(
+            f"unreadable probe header (expected '@@fleetrst-probe v{FORMAT_VERSION} sample 0 of N')"
+        )
     version, first, total = (int(group) for group in header.groups())
     if version != FORMAT_VERSION:
         raise ProbeParseError(
