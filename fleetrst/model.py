@@ -133,6 +133,7 @@ class Verdict:
 ErrorKind = Literal[
     "refused",
     "timeout",
+    "lost",
     "no_route",
     "dns",
     "host_key",

@@ -669,6 +669,48 @@ class TestFleet:
             self.start_sshd(h)
         return h.host_public_key
 
+    def reconfigure_sshd(self, host: FleetHost | str, extra: Sequence[str]) -> None:
+        """Restart the host's sshd with ``extra`` config lines (e.g. ``ForceCommand ...``) put first
+        (sshd takes the first value it reads for a keyword, so these override the fleet's own).
+
+        This is how the fault tests make a real sshd misbehave: a command that never returns, output
+        that is garbage or a flood, a login that hangs in ``AuthorizedKeysCommand``.
+        """
+        h = self._resolve(host)
+        text = sshd_config_text(h, self.authorized_keys_path, self.user, self._sshd_version)
+        h.sshd_config_path.write_text("".join(f"{line}\n" for line in extra) + text)
+        check = subprocess.run([SSHD, "-t", "-f", str(h.sshd_config_path)], capture_output=True, text=True,
+                               timeout=30, check=False)
+        if check.returncode != 0:
+            raise FleetError(f"sshd rejects the extra configuration for {h.name}: {check.stderr.strip()}")
+        self.stop_sshd(h)
+        self.start_sshd(h)
+
+    def write_script(self, name: str, text: str) -> Path:
+        """A script in the fleet's directory that the login user can run (for ``ForceCommand``)."""
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            raise ValueError(f"bad script name {name!r}")
+        directory = self.dir / "scripts"
+        directory.mkdir(mode=0o755, exist_ok=True)
+        os.chmod(self.dir, self.dir.stat().st_mode | 0o011)  # the login user may traverse, not list
+        path = directory / name
+        path.write_text(text)
+        path.chmod(0o755)
+        return path
+
+    def drop_replies(self, host: FleetHost | str) -> None:
+        """The host silently drops everything it would send the controller (a blackhole route in its
+        namespace): connects to it get no answer at all, as behind a firewall that drops."""
+        h = self._resolve(host)
+        system.run_ip_batch([f"route add blackhole {self.gateway}/32"], netns=h.netns)
+
+    def slow_link(self, host: FleetHost | str, rate: str = "64kbit") -> None:
+        """Limit what the host sends to ``rate`` (a token bucket on its side of the veth)."""
+        h = self._resolve(host)
+        subprocess.run([system.ip_binary(), "netns", "exec", h.netns, "tc", "qdisc", "replace", "dev", "eth0",
+                        "root", "tbf", "rate", rate, "burst", "1600", "latency", "10s"],
+                       check=True, capture_output=True, timeout=10)
+
     # --- reset generators ---
 
     def _spawn(self, host: FleetHost, role: str, args: Sequence[str],

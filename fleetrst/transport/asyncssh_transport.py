@@ -22,7 +22,9 @@ from ..model import ConnectionSettings, Target
 from .base import (
     DEFAULT_MAX_OUTPUT,
     AuthError,
+    CommandFailed,
     CommandTimeout,
+    ConnectionLost,
     ExecResult,
     HostKeyError,
     TransportError,
@@ -59,10 +61,14 @@ class AsyncsshSession:
                     process.close()
         except TimeoutError:
             raise CommandTimeout(f"timed out after {seconds(timeout)} waiting for the command") from None
+        except (asyncssh.ConnectionLost, asyncssh.DisconnectError) as exc:
+            raise ConnectionLost(f"the connection was lost while the command ran: {exc.reason}") from exc
         except asyncssh.Error as exc:
-            raise TransportError(f"ssh error while running the command: {exc.reason}") from exc
+            raise CommandFailed(f"ssh error while running the command: {exc.reason}") from exc
         except OSError as exc:
-            raise TransportError(f"connection lost while running the command: {exc}") from exc
+            raise ConnectionLost(f"the connection was lost while the command ran: {exc}") from exc
+        if process.exit_status is None and process.exit_signal is None:
+            raise ConnectionLost("the connection was lost while the command ran (no exit status)")
         return ExecResult(decode_output(stdout), decode_output(stderr), process.exit_status)
 
     async def close(self) -> None:
@@ -83,6 +89,15 @@ CIPHERS = (
     "aes192-ctr",
     "aes256-ctr",
 )
+
+
+class _Stage(asyncssh.SSHClient):
+    """Tells a silent host (no TCP connection) from one that connects and then stalls."""
+
+    tcp_connected = False
+
+    def connection_made(self, conn: Any) -> None:
+        self.tcp_connected = True
 
 
 class AsyncsshTransport:
@@ -192,11 +207,21 @@ class AsyncsshTransport:
         else:
             options["known_hosts"] = known
 
+        stage = _Stage()
+        options["client_factory"] = lambda: stage
         try:
             async with asyncio.timeout(timeout):
                 conn = await asyncssh.connect(settings.address, **options)
         except TimeoutError:
-            raise Unreachable(f"connect timed out after {seconds(timeout)}", "timeout") from None
+            if stage.tcp_connected:  # the host answered, then stalled: not unreachable, misbehaving
+                raise CommandTimeout(
+                    f"SSH login timed out after {seconds(timeout)}: connected, but the handshake or "
+                    "authentication did not finish"
+                ) from None
+            raise Unreachable(
+                f"connect timed out after {seconds(timeout)}: no answer from {settings.address}:{port}",
+                "timeout",
+            ) from None
         except asyncssh.HostKeyNotVerifiable:
             if unknown_host:
                 raise HostKeyError(

@@ -56,6 +56,14 @@ class CommandTimeout(TransportError):
     kind = "timeout"
 
 
+class CommandFailed(TransportError):
+    kind = "command"
+
+
+class ConnectionLost(TransportError):
+    kind = "lost"
+
+
 class OutputTooLarge(TransportError):
     kind = "output_cap"
 

@@ -25,6 +25,7 @@ from .base import (
     DEFAULT_MAX_OUTPUT,
     AuthError,
     CommandTimeout,
+    ConnectionLost,
     ExecResult,
     HostKeyError,
     OutputTooLarge,
@@ -90,6 +91,8 @@ class ParamikoSession:
                     continue
                 if chunk == b"" and not channel.recv_stderr_ready() and channel.exit_status_ready():
                     break
+                if chunk == b"" and not self._client.is_active():
+                    raise ConnectionLost("the connection was lost while the command ran (no exit status)")
                 if not progressed and chunk == b"":
                     time.sleep(POLL_S)  # stdout closed, waiting for the exit status
             status = channel.recv_exit_status()
@@ -174,13 +177,19 @@ class ParamikoTransport:
         def remaining() -> float:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise Unreachable(f"connect timed out after {seconds(timeout)}", "timeout")
+                raise CommandTimeout(
+                    f"SSH login timed out after {seconds(timeout)}: connected, but the handshake or "
+                    "authentication did not finish"
+                )
             return left
 
         try:
             sock = socket.create_connection((settings.address, port), timeout=remaining())
         except TimeoutError:
-            raise Unreachable(f"connect timed out after {seconds(timeout)}", "timeout") from None
+            raise Unreachable(
+                f"connect timed out after {seconds(timeout)}: no answer from {settings.address}:{port}",
+                "timeout",
+            ) from None
         except OSError as exc:
             raise classify_os_error(exc, settings.address, port) from exc
         client = paramiko.Transport(sock)
@@ -204,6 +213,11 @@ class ParamikoTransport:
             if isinstance(exc, TransportError):
                 raise
             if isinstance(exc, (paramiko.SSHException, EOFError, OSError)):
+                if time.monotonic() >= deadline - 0.05:  # it stalled until the deadline
+                    raise CommandTimeout(
+                        f"SSH login timed out after {seconds(timeout)}: connected, but the handshake or "
+                        "authentication did not finish"
+                    ) from exc
                 raise Unreachable(
                     f"connection closed during the handshake: {exc}", "refused", retriable=True
                 ) from exc
@@ -255,6 +269,7 @@ class ParamikoTransport:
                 client.auth_password(user, settings.password)
             if client.is_authenticated():
                 return
+        remaining()  # a server that stalled until the deadline is a timeout, not a refusal
         raise AuthError(f"authentication failed for user {user}")
 
     async def aclose(self) -> None:

@@ -1,0 +1,201 @@
+"""The fault matrix: one real host per fault, all in one sweep, every healthy host's result intact.
+
+Each fault is made for real on the test fleet: a stopped sshd, a namespace that blackholes its
+replies, a replaced host key, a wrong client key, a real sshd whose login hangs in
+AuthorizedKeysCommand, real sshds whose ForceCommand never returns / prints garbage / floods, a
+rate-limited veth, an sshd killed during the window. One is a stand-in and says so: a reboot cannot
+happen inside a namespace (boot_id is the kernel's), so that host's ForceCommand runs the real probe
+and rewrites the last sample's boot_id, as a reboot would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from fleetrst.testing import TestFleet, require_fleet_support
+
+pytestmark = pytest.mark.fleet
+
+WINDOW, TIMEOUT = 2.0, 3.0
+MARGIN = 1.5  # "window + timeout + a little"
+
+GARBAGE = r"""#!/bin/sh
+# Framed like the probe, but the counters are garbage with terminal escape sequences in them.
+printf '@@fleetrst-probe v2 sample 0 of 2\n'
+printf 'Tcp: \033]0;pwned\007Active \033[2JOpens\nTcp: 1 x\n'
+head -c 2000 /etc/services | tr -d '@'
+printf '\n12.5 3.0\nnot-a-boot-id\n\n@@rc 0\n@@end 0\n'
+"""
+
+FAKE_REBOOT = """#!/bin/sh
+# Stand-in for a reboot during the window: the real probe runs; its last boot_id line is replaced.
+real=$(cat /proc/sys/kernel/random/boot_id)
+/bin/sh -c "$SSH_ORIGINAL_COMMAND" | awk -v id="$real" '
+  { line[NR] = $0; if ($0 == id) last = NR }
+  END { for (i = 1; i <= NR; i++) print (i == last ? "00000000-0000-4000-8000-000000000000" : line[i]) }'
+"""
+
+FAULTS = {
+    "h003": "refused",
+    "h004": "silent drop",
+    "h005": "changed host key",
+    "h006": "failed auth",
+    "h007": "login hangs",
+    "h008": "command never returns",
+    "h009": "garbage output",
+    "h010": "400 MB of output",
+    "h011": "slow link",
+    "h012": "sshd killed in the window",
+    "h013": "reboot in the window (stand-in)",
+    "h014": "bad ansible_port",
+}
+
+
+def _sweep(inventory: Path, *extra: str) -> tuple[int, dict[str, Any], str, float, int]:
+    """Sweep in a child process: exit code, JSON, stderr, wall seconds, its peak RSS (KiB, wait4)."""
+    argv = [
+        sys.executable,
+        "-m",
+        "fleetrst.cli",
+        "sweep",
+        "-i",
+        str(inventory),
+        "-o",
+        "json",
+        "--window",
+        str(WINDOW),
+        "--timeout",
+        str(TIMEOUT),
+        *extra,
+    ]
+    start = time.monotonic()
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err)
+        assert proc.stdout is not None
+        out = proc.stdout.read()
+        proc.stdout.close()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.monotonic() - start
+        err.seek(0)
+        return proc.returncode, json.loads(out), err.read().decode(), wall, usage.ru_maxrss
+
+
+@pytest.fixture(scope="module")
+def faulty_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestFleet, Path, Path]]:
+    require_fleet_support()
+    with TestFleet(n_hosts=14) as fleet:
+        tmp = tmp_path_factory.mktemp("faults")
+        wrong_key = tmp / "wrong_key"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(wrong_key)], check=True)
+        fleet.stop_sshd("h003")
+        fleet.drop_replies("h004")
+        fleet.replace_host_key("h005")
+        fleet.reconfigure_sshd(
+            "h007",
+            [
+                "AuthorizedKeysFile none",
+                "AuthorizedKeysCommand /bin/sleep 3600",
+                "AuthorizedKeysCommandUser nobody",
+            ],
+        )
+        fleet.reconfigure_sshd("h008", ["ForceCommand /bin/sleep 3600"])
+        fleet.reconfigure_sshd("h009", [f"ForceCommand {fleet.write_script('garbage', GARBAGE)}"])
+        fleet.reconfigure_sshd("h010", ["ForceCommand head -c 400000000 /dev/zero"])
+        fleet.slow_link("h011", "128kbit")
+        fleet.reconfigure_sshd("h013", [f"ForceCommand {fleet.write_script('fake-reboot', FAKE_REBOOT)}"])
+
+        doc = yaml.safe_load(fleet.inventory_path.read_text())
+        hosts = doc["all"]["children"]["fleet"]["hosts"]
+        hosts["h006"]["ansible_ssh_private_key_file"] = str(wrong_key)
+        hosts["h014"]["ansible_port"] = "ssh"
+        faulty = tmp / "faulty.yml"
+        faulty.write_text(yaml.safe_dump(doc))
+        yield fleet, faulty, fleet.inventory_path
+
+
+def test_every_fault_is_reported_as_what_it_is_and_healthy_hosts_are_intact(
+    faulty_fleet: tuple[TestFleet, Path, Path],
+) -> None:
+    fleet, inventory, _ = faulty_fleet
+    killer = threading.Timer(1.2, fleet.stop_sshd, args=("h012",), kwargs={"kill_sessions": True})
+    with fleet.closed_port_storm("h002", rate=100, duration=15):
+        killer.start()
+        try:
+            code, doc, err, wall, rss_kib = _sweep(inventory)
+        finally:
+            killer.join()
+            fleet.start_sshd("h012")
+    hosts = {h["host"]: h for h in doc["hosts"]}
+    print(f"\nfault sweep: {wall:.2f}s wall, peak RSS {rss_kib / 1024:.0f} MiB")
+
+    def expect(host: str, status: str, kind: str, words: str) -> None:
+        got = hosts[host]
+        assert (got["status"], got["error_kind"]) == (status, kind), f"{FAULTS.get(host, host)}: {got}"
+        assert words in got["error"], f"{FAULTS.get(host, host)}: {got['error']!r}"
+
+    assert hosts["h001"]["status"] == "ok" and hosts["h001"]["rates"]["resets_received"] < 5
+    assert hosts["h002"]["status"] == "warning" and 60 < hosts["h002"]["rates"]["resets_sent"] < 140
+    expect("h003", "unreachable", "refused", "connection refused")
+    expect("h004", "unreachable", "timeout", "no answer from")
+    expect("h005", "error", "host_key", "host key mismatch")
+    expect("h006", "error", "auth", "authentication failed for user fleetrst-test")
+    expect("h007", "error", "timeout", "SSH login timed out")
+    expect("h008", "error", "timeout", "waiting for the command")
+    expect("h009", "error", "parse", "could not parse /proc/net/snmp")
+    expect("h010", "error", "output_cap", "output over 1 MiB")
+    assert hosts["h011"]["status"] == "ok", f"a slow link is still measured: {hosts['h11']}"
+    expect("h012", "error", "lost", "connection was lost")
+    expect("h013", "error", "rebooted", "rebooted during the window")
+    expect("h014", "error", "config", "ansible_port must be an integer")
+    assert code == 1, "a warning (h02) wins over the unknowns"
+    assert "Traceback" not in err
+    assert wall < WINDOW + TIMEOUT + MARGIN + 1.0, f"{wall:.2f}s: window + timeout + a little (+ start-up)"
+    assert doc["duration_s"] < WINDOW + TIMEOUT + MARGIN
+    assert rss_kib < 200 * 1024, f"memory stays bounded with a 400 MB flood: {rss_kib} KiB"
+
+
+def test_escape_sequences_from_a_host_never_reach_the_terminal(
+    faulty_fleet: tuple[TestFleet, Path, Path],
+) -> None:
+    _, inventory, _ = faulty_fleet
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fleetrst.cli",
+            "sweep",
+            "-i",
+            str(inventory),
+            "h009",
+            "--window",
+            "1",
+            "--timeout",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert "h009" in proc.stdout and "ERROR" in proc.stdout
+    assert "\x1b" not in proc.stdout and "\x07" not in proc.stdout
+
+
+def test_a_sweep_without_the_faults_for_comparison(faulty_fleet: tuple[TestFleet, Path, Path]) -> None:
+    fleet, _, _ = faulty_fleet
+    healthy = [h.name for h in fleet.hosts if h.name in ("h001", "h002")]
+    code, doc, _, wall, _ = _sweep(fleet.inventory_path, ":".join(healthy))
+    print(f"\nhealthy sweep: {wall:.2f}s wall")
+    assert code == 0 and all(h["status"] == "ok" for h in doc["hosts"])
