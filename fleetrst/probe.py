@@ -96,7 +96,13 @@ def _sample_script(index: int, total: int) -> list[str]:
 
 
 def _sleep_script(seconds: str) -> list[str]:
-    return [f"echo '@@sleep {seconds}'; sleep {seconds} 2>&1; s=$?; echo; echo \"@@rc $s\""]
+    # In the background and waited for, so that the trap below can end it at once.
+    return [f"echo '@@sleep {seconds}'; sleep {seconds} 2>&1 & p=$!; wait $p; s=$?; echo; echo \"@@rc $s\""]
+
+
+# A stopped sweep signals the remote command (SIGTERM over the channel) and closes the connection:
+# the shell then ends its sleep too, instead of leaving it for the rest of the window.
+_TRAP = "trap 'kill $p 2>/dev/null; exit 143' HUP INT TERM PIPE"
 
 
 def probe_command(window_s: float, baseline_s: float | None = None) -> str:
@@ -107,7 +113,7 @@ def probe_command(window_s: float, baseline_s: float | None = None) -> str:
     window = _seconds(window_s, "the window")
     sleeps = [window] if baseline_s is None else [_seconds(baseline_s, "the baseline"), window]
     total = len(sleeps) + 1
-    parts = _sample_script(0, total)
+    parts = [_TRAP, *_sample_script(0, total)]
     for index, seconds in enumerate(sleeps, start=1):
         parts += _sleep_script(seconds)
         parts += _sample_script(index, total)

@@ -9,9 +9,11 @@ plus a little, whatever the hosts do, as long as ``forks`` is at least the numbe
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import resource
 import signal
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -50,16 +52,23 @@ class SweepOptions:
         return self.window_s + (self.baseline_s or 0.0) + self.timeout_s
 
 
-def raise_open_file_limit(hosts_in_flight: int) -> None:
-    """Raise the soft open-file limit to what the sweep needs (each host holds a socket or two).
+FILES_PER_HOST = 3  # a socket, and room for the paramiko pool's or a jump host's extra ones
+FILES_SPARE = 256  # the interpreter, libraries, known_hosts, output
 
-    The default soft limit of 1,024 breaks sweeps of ~1,000 hosts; the hard limit is the ceiling.
+
+def fit_open_file_limit(hosts_in_flight: int) -> int:
+    """Raise the soft open-file limit to what ``hosts_in_flight`` need; return how many fit.
+
+    The default soft limit (1,024) breaks sweeps of ~1,000 hosts. The hard limit is the ceiling: when
+    it is too low, fewer hosts are kept in flight (the sweep then takes longer, and says why).
     """
-    wanted = hosts_in_flight * 3 + 256
+    wanted = hosts_in_flight * FILES_PER_HOST + FILES_SPARE
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return hosts_in_flight
+    new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+    return max(1, min(hosts_in_flight, (new - FILES_SPARE) // FILES_PER_HOST))
 
 
 class Investigator(Protocol):
@@ -254,7 +263,15 @@ def run_sweep(
     SIGINT and SIGTERM stop the sweep promptly: the report then holds the hosts that finished, the
     rest marked ``interrupted``, and ``interrupted_by`` names the signal.
     """
-    raise_open_file_limit(min(options.forks, len(targets)))
+    in_flight = min(options.forks, len(targets))
+    fits = fit_open_file_limit(in_flight)
+    if fits < in_flight:
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        sys.stderr.write(
+            f"fleetrst: the open-file limit (ulimit -n, hard {hard}) allows {fits} hosts in flight, "
+            f"not {in_flight}: the sweep will take longer\n"
+        )
+        options = dataclasses.replace(options, forks=fits)
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     started = time.monotonic()
     interrupted_by: str | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -76,15 +77,23 @@ def test_a_bad_baseline_is_refused_too() -> None:
 
 
 def programs(command: str) -> list[str]:
-    """The first word of every step of the command: what the shell runs, one entry per run."""
-    return [shlex.split(step)[0] for step in command.split("; ")]
+    """The first word of every step of the command: what the shell runs, one entry per run.
+
+    The command opens with a trap (its quoted action holds "; " of its own), then steps joined by
+    "; " or " & " (the sleeps run in the background and are waited for, so the trap can end them).
+    """
+    trap, sep, rest = command.partition(" HUP INT TERM PIPE; ")
+    assert sep and trap.startswith("trap '"), command[:80]
+    return ["trap", *(shlex.split(step)[0] for step in re.split(r"; | & ", rest))]
+
+
+# Shell builtins (no fork+exec) and variable assignments; cat and sleep are the only programs.
+BUILTINS = {"trap", "echo", "wait", "p=$!", "s=$?"}
 
 
 def test_the_command_runs_only_echo_cat_and_sleep() -> None:
     command = probe_command(1, baseline_s=60)
-    for step in command.split("; "):
-        words = shlex.split(step)
-        assert words[0] in {"echo", "cat", "sleep"} or re.fullmatch(r"s=\$\?", step), step
+    assert set(programs(command)) <= BUILTINS | {"cat", "sleep"}
     assert f"cat {' '.join(FILES)} 2>&1" in command
 
 
@@ -96,7 +105,7 @@ def test_the_command_starts_one_cat_per_sample_and_one_sleep_per_interval(
     run = programs(command)
     assert run.count("cat") == command.count("cat ") == samples
     assert run.count("sleep") == len(re.findall(r"(?:^|; )sleep ", command)) == samples - 1
-    assert set(run) == {"echo", "cat", "sleep", "s=$?"}  # echo is a shell builtin: no fork+exec
+    assert set(run) == BUILTINS | {"cat", "sleep"}  # echo, wait, trap are builtins: no fork+exec
     out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True)
     assert len(parse_probe_output(out.stdout)) == samples
     assert out.stdout.count("\n@@rc 0\n") == 2 * samples - 1  # every cat and every sleep succeeded
@@ -418,3 +427,19 @@ def damaged_output(draw: st.DrawFn) -> str:
 @given(damaged_output())
 def test_a_damaged_real_probe_output_gives_snapshots_or_a_parse_error(text: str) -> None:
     check_only_parse_errors(text)
+
+
+def test_a_terminated_probe_ends_its_sleep_at_once() -> None:
+    # What a stopped sweep relies on: SIGTERM to the remote shell ends the window's sleep too.
+    proc = subprocess.Popen(
+        ["sh", "-c", probe_command(30)], stdout=subprocess.DEVNULL, start_new_session=True
+    )
+    time.sleep(0.5)
+    proc.terminate()
+    assert proc.wait(timeout=5) == 143
+    time.sleep(0.2)
+    ps = subprocess.run(
+        ["ps", "-o", "stat=,args=", "-g", str(proc.pid)], capture_output=True, text=True, check=False
+    )
+    alive = [line for line in ps.stdout.splitlines() if not line.strip().startswith("Z")]  # not zombies
+    assert alive == [], f"the sleep outlived its shell: {alive}"

@@ -57,6 +57,13 @@ class AsyncsshSession:
                         read_capped(process.stderr, STDERR_KEEP, fail=False),
                     )
                     await process.wait_closed()
+                except BaseException:
+                    # Timed out, over the cap, or the sweep was stopped: end the remote command now
+                    # (sshd passes the signal on; the probe's trap ends its sleep) rather than leave
+                    # it running on the host until it next writes to the closed channel.
+                    with contextlib.suppress(Exception):
+                        process.send_signal("TERM")
+                    raise
                 finally:
                     process.close()
         except TimeoutError:
