@@ -124,6 +124,18 @@ def main() -> int:
                 ],
                 lambda rc, out: _fleetrst_ok(out, args.hosts),
             ),
+            # History on (a fresh database in the bench directory) vs off: what recording costs.
+            "fleetrst-history": (
+                [py, "-m", "fleetrst.cli", "sweep", "-i", str(fleet.inventory_path), "--window", w,
+                 "--timeout", "60", "-f", str(args.hosts), "-o", "json",
+                 "--db", str(work / "history.sqlite")],
+                lambda rc, out: _fleetrst_ok(out, args.hosts),
+            ),
+            "fleetrst-nohistory": (
+                [py, "-m", "fleetrst.cli", "sweep", "-i", str(fleet.inventory_path), "--window", w,
+                 "--timeout", "60", "-f", str(args.hosts), "-o", "json", "--no-history"],
+                lambda rc, out: _fleetrst_ok(out, args.hosts),
+            ),
             "pssh": (
                 [
                     py,
