@@ -345,8 +345,11 @@ def _read_toml(path: Path) -> dict[str, Value]:
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
-        # tomllib says "... (at line 3, column 7)"
-        raise ConfigError(f"{path}: malformed TOML: {exc}") from None
+        # tomllib says "... (at line 3, column 7)", or "(at end of document)"
+        message = str(exc).replace(
+            "at end of document", f"at the end of the file, line {len(text.splitlines())}"
+        )
+        raise ConfigError(f"{path}: malformed TOML: {message}") from None
     values: dict[str, Value] = {}
     for key, raw in doc.items():
         line = _line_of(text, key) or _line_of(text.replace("[", "").replace("]", " ="), key)
