@@ -104,7 +104,6 @@ def _offender_chart(index: int, host: str, rows: Sequence[HostRow]) -> str:
         ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
         ax.grid(alpha=0.3)
         ax.legend(loc="upper left", fontsize="small", ncols=3)
-        ax.set_title(host, loc="left", fontsize="medium")
         return _svg(fig)
 
 
