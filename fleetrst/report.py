@@ -99,25 +99,57 @@ def table_formats() -> tuple[str, ...]:
     return tuple(sorted(tabulate_formats))
 
 
+def _cause_text(h: HostResult) -> str:
+    """The investigation's first cause, for the table (``closed_port``, or ``-`` when none found)."""
+    if h.investigation is None:
+        return ""
+    causes = h.investigation.get("causes") or []
+    if not causes:
+        return "-"
+    return clean(str(causes[0].get("cause", "?"))) + (f" +{len(causes) - 1}" if len(causes) > 1 else "")
+
+
+def _top_text(h: HostResult) -> str:
+    """The port and process behind the first cause: ``9400 aborting-server[1234]``."""
+    top = h.investigation.get("top") if h.investigation is not None else None
+    if not top:
+        return ""
+    text = str(top.get("port", ""))
+    if top.get("command"):
+        text += f" {clean(str(top['command']))}[{top.get('pid')}]"
+    return text
+
+
+def render_findings(report: FleetReport) -> str:
+    """What the hosts' investigations show together, one line each (empty when nothing)."""
+    return "".join(f"finding: {clean(str(f.get('summary', '')))}\n" for f in report.findings)
+
+
 def render_table(report: FleetReport, table_format: str = "simple", *, only_problems: bool = False) -> str:
-    """The fleet table, worst first, and the summary line; ``only_problems`` leaves out OK hosts."""
+    """The fleet table, worst first, and the summary line; ``only_problems`` leaves out OK hosts.
+
+    CAUSE and TOP PORT/PROCESS appear when some host was investigated.
+    """
     from tabulate import tabulate
 
-    headers = ["HOST", "STATUS", *(title for _, title in TABLE_RATES), "TRIPPED", "ERROR"]
+    investigated = any(h.investigation is not None for h in report.hosts)
+    extra_headers = ["CAUSE", "TOP PORT/PROCESS"] if investigated else []
+    headers = ["HOST", "STATUS", *(title for _, title in TABLE_RATES), "TRIPPED", *extra_headers, "ERROR"]
     rows = [
         [
             clean(h.host),
             h.status.upper(),
             *(_rate(h, metric) for metric, _ in TABLE_RATES),
             _tripped_text(h.tripped),
+            *([_cause_text(h), _top_text(h)] if investigated else []),
             clean(h.error or ""),
         ]
         for h in worst_first(report.hosts)
         if not (only_problems and h.status == "ok")
     ]
-    align = ("left", "left", *("right" for _ in TABLE_RATES), "left", "left")
+    align = ("left", "left", *("right" for _ in TABLE_RATES), *("left" for _ in [*extra_headers, 1, 2]))
     table = tabulate(rows, headers=headers, tablefmt=table_format, disable_numparse=True, colalign=align)
-    return f"{table}\n{summary_line(report)}\n"
+    return f"{table}\n{summary_line(report)}\n{render_findings(report)}"
 
 
 def summary_line(report: FleetReport) -> str:

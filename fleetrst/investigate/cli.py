@@ -6,23 +6,182 @@ cli.py calls these; this module owns everything the investigation adds to the co
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..sweep import Investigator
 
-# Subcommands this module adds: name -> runner (called with the parsed arguments; returns the exit code).
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+if TYPE_CHECKING:
+    from .runner import Mode
+
+DEFAULT_INVESTIGATE_CAPTURE_S = 5.0
+
+
+def _duration(text: str) -> float:
+    from ..cli import parse_duration
+
+    return parse_duration(text)
+
+
+def _add_runbook_arguments(group: argparse._ArgumentGroup, *, capture_default: float | None) -> None:
+    group.add_argument(
+        "--capture",
+        type=_duration,
+        default=capture_default,
+        metavar="DURATION",
+        help="capture RST segments for DURATION on each investigated host (tcpdump -i any, bounded in "
+        "time and to 1000 packets; needs root: -b)"
+        + (f" (default: {capture_default:g}s)" if capture_default else " (default: no capture)"),
+    )
+    group.add_argument(
+        "--save-pcap",
+        metavar="DIR",
+        default=None,
+        help="with --capture: bring each host's capture back as DIR/HOST.pcap (at most 256 KiB)",
+    )
+    group.add_argument(
+        "--logs",
+        action="store_true",
+        help="also read the last kernel log / journal / syslog lines that mention TCP or network errors",
+    )
 
 
 def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags the investigation adds to ``fleetrst sweep``."""
+    group = parser.add_argument_group("investigation")
+    group.add_argument(
+        "--investigate",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="run the runbook (ss, lsof, context; capture with --capture) over the same connection: "
+        "auto (default) on hosts that tripped, always, or never",
+    )
+    _add_runbook_arguments(group, capture_default=None)
 
 
 def add_subcommands(subparsers: argparse._SubParsersAction[Any]) -> None:
     """Subcommands the investigation adds (``fleetrst investigate``)."""
+    from ..cli import _positive_int, parse_duration
+
+    p = subparsers.add_parser(
+        "investigate",
+        help="run the full troubleshooting runbook (capture included) on the selected hosts",
+        description="Read each selected host's TCP counters over a short window, then run the whole "
+        "runbook over the same connection whatever the rates — socket states, listeners and their "
+        "queues, the processes behind the ports, an RST capture, context — and print a readable "
+        "report per host with the likely causes and what to do next.",
+        epilog="Exit codes as for sweep: 0 all OK, 1 some WARNING, 2 some CRITICAL, 3 UNKNOWN, 64 usage.",
+    )
+    p.add_argument("pattern", nargs="?", default="all", help="Ansible host pattern (default: all)")
+    p.add_argument(
+        "-i",
+        "--inventory",
+        action="append",
+        default=[],
+        metavar="INVENTORY",
+        help="inventory file or directory, as for Ansible; may be given several times",
+    )
+    p.add_argument(
+        "-l",
+        "--limit",
+        action="append",
+        default=[],
+        metavar="SUBSET",
+        help="further limit the selected hosts with a pattern",
+    )
+    p.add_argument(
+        "--window",
+        type=parse_duration,
+        default=2.0,
+        metavar="DURATION",
+        help="time between the two counter readings (default: 2s)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=parse_duration,
+        default=10.0,
+        metavar="DURATION",
+        help="a host's allowance beyond the window to connect and read (default: 10s)",
+    )
+    p.add_argument(
+        "-f",
+        "--forks",
+        type=_positive_int,
+        default=500,
+        metavar="N",
+        help="hosts in flight at once (default: 500)",
+    )
+    p.add_argument("-c", "--connection", choices=("ssh", "paramiko", "local"), default=None)
+    p.add_argument("-u", "--user", default=None, help="connect as this user")
+    p.add_argument("--private-key", "--key-file", dest="private_key", default=None, metavar="FILE")
+    p.add_argument(
+        "-b",
+        "--become",
+        action="store_true",
+        default=None,
+        help="run privileged steps through sudo -n (never prompts)",
+    )
+    p.add_argument("--become-user", default=None, metavar="USER", help="sudo to this user (default: root)")
+    p.add_argument("--known-hosts", action="append", default=[], metavar="FILE")
+    p.add_argument("--host-key-checking", choices=("yes", "no", "accept-new"), default=None)
+    p.add_argument(
+        "-o",
+        "--output",
+        choices=("text", "json"),
+        default="text",
+        help="text (default): a report per host; json: the sweep's JSON schema",
+    )
+    group = p.add_argument_group("runbook")
+    _add_runbook_arguments(group, capture_default=DEFAULT_INVESTIGATE_CAPTURE_S)
+    p.set_defaults(investigate="always", list_hosts=False)
+
+
+def _options(args: argparse.Namespace, mode: Mode) -> Any:
+    from ..errors import UsageError
+    from .runner import InvestigateOptions
+
+    if args.save_pcap and not args.capture:
+        raise UsageError("--save-pcap needs --capture DURATION (there is nothing to save without a capture)")
+    if args.capture is not None and args.capture > 300:
+        raise UsageError(f"--capture at most 300s, not {args.capture:g}s")
+    return InvestigateOptions(mode=mode, capture_s=args.capture, save_pcap_dir=args.save_pcap, logs=args.logs)
 
 
 def investigator_from_args(args: argparse.Namespace) -> Investigator | None:
     """The investigator the sweep runs with, or None."""
-    return None
+    from ..errors import UsageError
+    from .runner import RunbookInvestigator
+
+    mode: Mode = getattr(args, "investigate", "auto")
+    if mode == "never":
+        return None
+    try:
+        return RunbookInvestigator(_options(args, mode))
+    except OSError as exc:
+        raise UsageError(f"--save-pcap {args.save_pcap}: {exc.strerror}") from exc
+
+
+def run_investigate(args: argparse.Namespace) -> int:
+    from ..cli import _select_targets
+    from ..report import exit_code, render_json
+    from ..sweep import SweepOptions, run_sweep
+    from .render import render_investigation_report
+
+    targets, _ = _select_targets(args)
+    investigator = investigator_from_args(args)
+    options = SweepOptions(window_s=args.window, timeout_s=args.timeout, forks=args.forks)
+    report = run_sweep(
+        targets,
+        options,
+        pattern=args.pattern,
+        limit=",".join(args.limit) or None,
+        inventories=args.inventory,
+        investigator=investigator,
+    )
+    sys.stdout.write(render_json(report) if args.output == "json" else render_investigation_report(report))
+    return exit_code(report)
+
+
+# Subcommands this module adds: name -> runner (called with the parsed arguments; returns the exit code).
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"investigate": run_investigate}
