@@ -449,7 +449,7 @@ def run_report(args: argparse.Namespace) -> int:
                         o.worst.upper(),
                         f"{o.peak_metric} {o.peak:.1f}/s",
                         o.last.status.upper(),
-                        clean(", ".join(o.last.causes)) or "-",
+                        clean(", ".join(o.causes)) or "-",
                     ]
                     for o in offenders
                 ],

@@ -300,7 +300,7 @@ def _host_values(sweep_id: int, h: HostResult) -> tuple[Any, ...]:
     if h.investigation is not None:
         raw = h.investigation.get("causes")
         if isinstance(raw, list | tuple):
-            causes = json.dumps([c if isinstance(c, str | int | float | dict) else str(c) for c in raw])
+            causes = json.dumps([_cause_record(c) for c in raw])
     return (
         sweep_id,
         h.host,
@@ -328,6 +328,17 @@ def _host_values(sweep_id: int, h: HostResult) -> tuple[Any, ...]:
         causes,
         h.elapsed_s,
     )
+
+
+# Of a cause, only what names it: its processes' command lines (which can hold secrets) and its raw
+# evidence stay out of the history.
+CAUSE_KEYS = ("cause", "summary", "port", "next_step")
+
+
+def _cause_record(cause: object) -> object:
+    if isinstance(cause, dict):
+        return {k: cause[k] for k in CAUSE_KEYS if k in cause}
+    return str(cause)
 
 
 def _cause_text(cause: object) -> str:

@@ -185,7 +185,7 @@ def render_html(
             parts.append(
                 f"<tr><td>{_esc(o.host)}</td><td>{o.tripped}/{o.audits}</td><td>{_status(o.worst)}</td>"
                 f"<td>{_esc(o.peak_metric)} {o.peak:.1f}/s</td><td>{_status(o.last.status)}</td>"
-                f"<td>{_esc(', '.join(o.last.causes)) or '-'}</td></tr>"
+                f"<td>{_esc(', '.join(o.causes)) or '-'}</td></tr>"
             )
         parts.append("</table>")
     else:

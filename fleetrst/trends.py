@@ -141,6 +141,7 @@ class Offender:
     peak_metric: str
     peak: float
     last: HostRow
+    causes: tuple[str, ...] = ()  # from its latest audit that tripped
 
 
 @dataclass(frozen=True)
@@ -203,7 +204,9 @@ def fleet_changes(rows: Iterable[HostRow], period_start: float | None = None) ->
         if tripped:
             metric, peak = _peak(tripped)
             worst = "critical" if any(r.status == "critical" for r in tripped) else "warning"
-            offenders.append(Offender(host, len(tripped), len(period), worst, metric, peak, period[-1]))
+            offenders.append(
+                Offender(host, len(tripped), len(period), worst, metric, peak, period[-1], tripped[-1].causes)
+            )
         latest = host_rows[-1]
         if latest.sweep_id != latest_sweep:
             continue

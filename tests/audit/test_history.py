@@ -66,7 +66,13 @@ def test_the_file_is_private_and_its_directory_too(tmp_path: Path) -> None:
 
 def test_only_causes_of_an_investigation_are_kept_never_command_lines(tmp_path: Path) -> None:
     investigation = {
-        "causes": [{"cause": "closed_port", "summary": "nothing listens on 5432"}],
+        "causes": [
+            {
+                "cause": "closed_port",
+                "summary": "nothing listens on 5432",
+                "processes": [{"pid": 9, "command": "psql --password=swordfish"}],
+            }
+        ],
         "processes": [{"pid": 7, "command": "mysql -uroot -phunter2", "port": 3306}],
     }
     path = tmp_path / "h.sqlite"
@@ -75,7 +81,7 @@ def test_only_causes_of_an_investigation_are_kept_never_command_lines(tmp_path: 
         [row] = store.host_rows()
     assert row.causes == ("closed_port",)
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
-    assert b"hunter2" not in raw
+    assert b"hunter2" not in raw and b"swordfish" not in raw and b"nothing listens on 5432" in raw
 
 
 def test_an_interrupted_sweep_is_recorded_with_what_finished(tmp_path: Path) -> None:
