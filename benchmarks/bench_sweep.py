@@ -136,6 +136,17 @@ def main() -> int:
                  "--timeout", "60", "-f", str(args.hosts), "-o", "json", "--no-history"],
                 lambda rc, out: _fleetrst_ok(out, args.hosts),
             ),
+            # one host storming (started below), --investigate auto: only that host is investigated
+            "fleetrst-investigate": (
+                [py, "-m", "fleetrst.cli", "sweep", "-i", str(fleet.inventory_path), "--window", w,
+                 "--timeout", "60", "-f", str(args.hosts), "-o", "json", "--investigate", "auto"],
+                lambda rc, out: _fleetrst_ok(out, args.hosts),
+            ),
+            "fleetrst-noinvestigate": (
+                [py, "-m", "fleetrst.cli", "sweep", "-i", str(fleet.inventory_path), "--window", w,
+                 "--timeout", "60", "-f", str(args.hosts), "-o", "json", "--investigate", "never"],
+                lambda rc, out: _fleetrst_ok(out, args.hosts),
+            ),
             "pssh": (
                 [
                     py,
@@ -188,6 +199,8 @@ def main() -> int:
                 lambda rc, _: rc == 0,
             ),
         }
+        if any(t.startswith("fleetrst-") for t in tools):  # one storming host for the investigation
+            fleet.closed_port_storm(fleet.hosts[0], rate=100, duration=3600)
         results: list[Run] = []
         for tool in tools:
             if tool not in commands:
