@@ -66,3 +66,13 @@ def make_fleet(fleet_support: None) -> Iterator[MakeFleet]:
     yield make
     for fleet in reversed(fleets):
         fleet.close()
+
+
+@pytest.fixture(autouse=True)
+def _private_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own history database and settings (XDG dirs), which its fleetrst
+    subprocesses inherit: no test reads or writes the real ~/.local/state/fleetrst, and sweeps in
+    different tests never wait on each other's history lock."""
+    base = tmp_path_factory.mktemp("xdg")
+    monkeypatch.setenv("XDG_STATE_HOME", str(base / "state"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(base / "config"))
