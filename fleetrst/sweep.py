@@ -26,7 +26,8 @@ from .model import ErrorKind, FleetReport, HostResult, Rates, Status, Target, Th
 from .probe import ProbeParseError, parse_probe_output, probe_command
 from .rules import ThresholdError, effective_thresholds, judge, parse_threshold_overrides
 from .transport import TransportSet
-from .transport.base import DEFAULT_MAX_OUTPUT, Session, TransportError
+from .transport.base import DEFAULT_MAX_OUTPUT, CommandTimeout, Session, TransportError
+from .transport.common import seconds
 
 ResultCallback = Callable[[HostResult], None]
 
@@ -167,6 +168,17 @@ class Sweep:
                     self._command,
                     timeout=max(0.1, deadline - time.monotonic()),
                     max_output=self.options.max_output,
+                )
+            except CommandTimeout:
+                o = self.options
+                sleeps = f"window {seconds(o.window_s)}" + (
+                    f" + baseline {seconds(o.baseline_s)}" if o.baseline_s else ""
+                )
+                return failed(
+                    "error",
+                    "timeout",
+                    f"timed out after {seconds(o.host_budget_s)} ({sleeps} + timeout {seconds(o.timeout_s)}) "
+                    "waiting for the probe",
                 )
             except TransportError as exc:
                 return failed("unreachable" if exc.unreachable else "error", exc.kind, exc.message)

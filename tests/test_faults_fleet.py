@@ -162,7 +162,7 @@ def test_every_fault_is_reported_as_what_it_is_and_healthy_hosts_are_intact(
     expect("h005", "error", "host_key", "host key mismatch")
     expect("h006", "error", "auth", "authentication failed for user fleetrst-test")
     expect("h007", "error", "timeout", "SSH login timed out")
-    expect("h008", "error", "timeout", "waiting for the command")
+    expect("h008", "error", "timeout", "timed out after 5s (window 2s + timeout 3s) waiting for the probe")
     expect("h009", "error", "parse", "could not parse /proc/net/snmp")
     expect("h010", "error", "output_cap", "output over 1 MiB")
     assert hosts["h011"]["status"] == "ok", f"a slow link is still measured: {hosts['h11']}"
