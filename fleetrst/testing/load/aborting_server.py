@@ -7,43 +7,26 @@ per connection (and the client's EstabResets +1 when it reads the RST). Process 
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import socket
 import struct
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # python -I leaves this directory out
+import _common  # type: ignore[import-not-found]  # (mypy checks it as fleetrst.testing.load._common)
+
 NAME = "aborting-server"
 
 
-def set_name(name: str) -> None:
-    try:
-        with open("/proc/self/comm", "w") as comm:
-            comm.write(name)
-    except OSError:
-        pass
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="aborting_server")
-    parser.add_argument("--port", type=int, default=9400)
-    parser.add_argument("--duration", type=float, default=10.0)
-    parser.add_argument("--max-accepts", type=int, default=1_000_000)
-    parser.add_argument("--tag", default="")
-    args = parser.parse_args(argv)
-    set_name(NAME)
-    duration = max(0.0, min(args.duration, 3600.0))
-    server = socket.socket()
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server.bind(("127.0.0.1", args.port))
-    server.listen(128)
+    args = _common.begin(NAME, "aborting_server", argv, port=9400, extra=[("--max-accepts", 1_000_000)])
+    server = _common.listener(args.port, 128)
     server.settimeout(0.2)
-    print("READY " + json.dumps({"pid": os.getpid(), "port": args.port}), flush=True)
+    _common.ready(args.port)
     aborted = 0
     start = time.monotonic()
-    deadline = start + duration
+    deadline = start + args.duration
     while aborted < args.max_accepts and time.monotonic() < deadline:
         try:
             conn, _ = server.accept()
@@ -53,8 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         conn.close()  # RST, not FIN
         aborted += 1
     server.close()
-    print("DONE " + json.dumps({"aborted": aborted, "seconds": round(time.monotonic() - start, 3)}),
-          flush=True)
+    _common.done(start, aborted=aborted)
     return 0
 
 

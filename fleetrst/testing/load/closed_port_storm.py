@@ -8,34 +8,19 @@ Process name: ``rst-storm``.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import socket
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # python -I leaves this directory out
+import _common  # type: ignore[import-not-found]  # (mypy checks it as fleetrst.testing.load._common)
+
 NAME = "rst-storm"
 
 
-def set_name(name: str) -> None:
-    try:
-        with open("/proc/self/comm", "w") as comm:
-            comm.write(name)
-    except OSError:
-        pass
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="closed_port_storm")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--rate", type=float, default=100.0)
-    parser.add_argument("--duration", type=float, default=10.0)
-    parser.add_argument("--tag", default="")
-    args = parser.parse_args(argv)
-    set_name(NAME)
-    duration = max(0.0, min(args.duration, 3600.0))
-    rate = max(0.1, min(args.rate, 20000.0))
+    args = _common.begin(NAME, "closed_port_storm", argv, port=0, rate=100.0)
     reserved: socket.socket | None = None
     port: int = args.port
     if port == 0:
@@ -48,31 +33,17 @@ def main(argv: list[str] | None = None) -> int:
             if probe.connect_ex(("127.0.0.1", port)) == 0:
                 print(f"ERROR port {port} is open on 127.0.0.1", file=sys.stderr, flush=True)
                 return 2
-    print("READY " + json.dumps({"pid": os.getpid(), "port": port}), flush=True)
-    total = int(rate * duration)
+    _common.ready(port)
     refused = other = 0
     start = time.monotonic()
-    deadline = start + duration
-    for i in range(total):
-        due = start + i / rate
-        now = time.monotonic()
-        if now >= deadline:
-            break
-        if due > now:
-            time.sleep(due - now)
-        with socket.socket() as s:
-            s.settimeout(1.0)
-            try:
-                s.connect(("127.0.0.1", port))
-                other += 1
-            except ConnectionRefusedError:
-                refused += 1
-            except OSError:
-                other += 1
+    for _ in _common.paced(start, args.rate, args.duration):
+        if isinstance(_common.try_connect(port), ConnectionRefusedError):
+            refused += 1
+        else:  # the connect() succeeded (or failed otherwise)
+            other += 1
     if reserved is not None:
         reserved.close()
-    done = {"refused": refused, "other": other, "seconds": round(time.monotonic() - start, 3)}
-    print("DONE " + json.dumps(done), flush=True)
+    _common.done(start, refused=refused, other=other)
     return 0
 
 

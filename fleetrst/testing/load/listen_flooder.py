@@ -6,49 +6,26 @@ bounded. Process name: ``listen-flooder``.
 
 from __future__ import annotations
 
-import argparse
 import collections
-import json
 import os
 import socket
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # python -I leaves this directory out
+import _common  # type: ignore[import-not-found]  # (mypy checks it as fleetrst.testing.load._common)
+
 NAME = "listen-flooder"
 
 
-def set_name(name: str) -> None:
-    try:
-        with open("/proc/self/comm", "w") as comm:
-            comm.write(name)
-    except OSError:
-        pass
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="listen_flooder")
-    parser.add_argument("--port", type=int, default=9401)
-    parser.add_argument("--rate", type=float, default=200.0)
-    parser.add_argument("--duration", type=float, default=10.0)
-    parser.add_argument("--max-open", type=int, default=256)
-    parser.add_argument("--tag", default="")
-    args = parser.parse_args(argv)
-    set_name(NAME)
-    duration = max(0.0, min(args.duration, 3600.0))
-    rate = max(0.1, min(args.rate, 20000.0))
+    args = _common.begin(NAME, "listen_flooder", argv, port=9401, rate=200.0, extra=[("--max-open", 256)])
     max_open = max(1, min(args.max_open, 768))
-    print("READY " + json.dumps({"pid": os.getpid(), "port": args.port}), flush=True)
+    _common.ready(args.port)
     open_sockets: collections.deque[socket.socket] = collections.deque()
     attempts = 0
     start = time.monotonic()
-    deadline = start + duration
-    for i in range(int(rate * duration)):
-        due = start + i / rate
-        now = time.monotonic()
-        if now >= deadline:
-            break
-        if due > now:
-            time.sleep(due - now)
+    for _ in _common.paced(start, args.rate, args.duration):
         s = socket.socket()
         s.setblocking(False)
         s.connect_ex(("127.0.0.1", args.port))
@@ -58,8 +35,7 @@ def main(argv: list[str] | None = None) -> int:
             open_sockets.popleft().close()
     while open_sockets:
         open_sockets.popleft().close()
-    print("DONE " + json.dumps({"attempts": attempts, "seconds": round(time.monotonic() - start, 3)}),
-          flush=True)
+    _common.done(start, attempts=attempts)
     return 0
 
 
