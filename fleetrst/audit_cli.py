@@ -155,7 +155,8 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
         "--lock",
         default=None,
         metavar="FILE",
-        help="the lock file (default: the history database's path + .lock; none with --no-history)",
+        help="the lock file: runs that name the same FILE never overlap (default: one lock per history "
+        "database and command, so the same command never overlaps itself; none with --no-history)",
     )
     group.add_argument(
         "-q",
@@ -288,6 +289,20 @@ def _check_textfile(text: str | None) -> Path | None:
     return path
 
 
+def default_lock_path(db: Path, args: argparse.Namespace) -> Path:
+    """The lock of this audit: one per history database and command (its parsed arguments).
+
+    The same command run again while it still runs (cron every 5 minutes, a sweep that takes 6)
+    waits or gives up; a different sweep (another pattern, another flag) by hand meanwhile does not.
+    ``--lock FILE`` makes any runs that name the same file exclusive.
+    """
+    import hashlib
+
+    command = json.dumps(vars(args), sort_keys=True, default=str)
+    digest = hashlib.sha256(command.encode()).hexdigest()[:16]
+    return db.parent / "locks" / f"{db.name}.{digest}.lock"
+
+
 @contextlib.contextmanager
 def audit_sweep(args: argparse.Namespace, targets: Sequence[Target]) -> Iterator[Audit]:
     """Around one sweep: take the cron lock, yield the audit, release the lock."""
@@ -302,7 +317,9 @@ def audit_sweep(args: argparse.Namespace, targets: Sequence[Target]) -> Iterator
     textfile = _check_textfile(getattr(args, "textfile", None))
     db = history_path(args)
     lock_path = getattr(args, "lock", None)
-    lock_file = Path(lock_path).expanduser() if lock_path else (Path(f"{db}.lock") if recording else None)
+    lock_file = (
+        Path(lock_path).expanduser() if lock_path else (default_lock_path(db, args) if recording else None)
+    )
 
     with contextlib.ExitStack() as stack:
         if lock_file is not None:

@@ -19,37 +19,62 @@ from .conftest import run_cli
 def test_a_second_run_exits_3_at_once_while_another_holds_the_lock(
     tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
-    db = tmp_path / "h.sqlite"
-    with RunLock(Path(f"{db}.lock"), what="sweep 'all'"):
+    db, lock = tmp_path / "h.sqlite", tmp_path / "audit.lock"
+    with RunLock(lock, what="sweep 'all'"):
         started = time.monotonic()
-        proc = run_cli("sweep", "--window", "0.2", "--db", str(db), env=cli_env, cwd=tmp_path)
+        proc = run_cli(
+            "sweep", "--window", "0.2", "--db", str(db), "--lock", str(lock), env=cli_env, cwd=tmp_path
+        )
         assert time.monotonic() - started < 10
     assert proc.returncode == 3, proc.stderr
     assert proc.stdout == ""
     assert proc.stderr.count("\n") == 1
-    assert f"another fleetrst run holds {db}.lock (pid " in proc.stderr and "sweep 'all'" in proc.stderr
+    assert f"another fleetrst run holds {lock} (pid " in proc.stderr and "sweep 'all'" in proc.stderr
     assert "--lock-wait" in proc.stderr
     assert not db.exists() or sqlite3.connect(db).execute("SELECT count(*) FROM sweeps").fetchone() == (0,)
 
 
 def test_lock_wait_waits_for_the_other_run(tmp_path: Path, cli_env: dict[str, str]) -> None:
-    db = tmp_path / "h.sqlite"
+    db, lock = tmp_path / "h.sqlite", tmp_path / "audit.lock"
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
             f"from fleetrst.lock import RunLock; import pathlib, time\n"
-            f"with RunLock(pathlib.Path('{db}.lock')):\n    print('held', flush=True); time.sleep(1.5)",
+            f"with RunLock(pathlib.Path('{lock}')):\n    print('held', flush=True); time.sleep(1.5)",
         ],
         stdout=subprocess.PIPE,
     )
     assert holder.stdout is not None and holder.stdout.readline().strip() == b"held"
     proc = run_cli(
-        "sweep", "--window", "0.2", "--db", str(db), "--lock-wait", "20s", env=cli_env, cwd=tmp_path
+        "sweep",
+        "--window",
+        "0.2",
+        "--db",
+        str(db),
+        "--lock",
+        str(lock),
+        "--lock-wait",
+        "20s",
+        env=cli_env,
+        cwd=tmp_path,
     )
     holder.wait()
     assert proc.returncode == 0, proc.stderr
     assert sqlite3.connect(db).execute("SELECT count(*) FROM sweeps").fetchone() == (1,)
+
+
+def test_the_same_command_never_overlaps_itself_but_another_sweep_may_run(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    argv = [sys.executable, "-m", "fleetrst.cli", "sweep", "--window", "3", "-q"]
+    first = subprocess.Popen(argv, env=cli_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(1.5)
+    same = run_cli(*argv[3:], env=cli_env, cwd=tmp_path)
+    other = run_cli("sweep", "--window", "0.2", "-q", env=cli_env, cwd=tmp_path)
+    assert first.wait(timeout=30) == 0
+    assert same.returncode == 3 and "another fleetrst run holds" in same.stderr
+    assert other.returncode == 0, other.stderr
 
 
 def test_quiet_prints_nothing_when_every_host_is_ok_and_nothing_on_stderr(
