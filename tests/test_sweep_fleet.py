@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -201,21 +202,34 @@ def test_baseline_spike_rule_flags_a_new_storm_not_a_steady_one(fleet: TestFleet
     # A storm that runs through baseline and window: 10 × max(5, ~100) = ~1000/s is not reached.
     with fleet.closed_port_storm("h001", rate=STORM_RATE, duration=20):
         code, doc = sweep_json("-i", inv, "h001", "--baseline", "2")
-    assert code == 0
+    assert code == 0, doc["hosts"][0]["tripped"]
     steady = by_host(doc)["h001"]
     assert steady["status"] == "ok", steady["tripped"]
     assert steady["baseline_rates"]["resets_received"] > 50
-    # A storm that starts after the baseline: the spike rule warns.
+    # A storm that starts after the baseline: the spike rule warns. It starts when the host's own
+    # window sleep ("sleep 3", after the baseline's "sleep 2") begins, whatever start-up took.
     result: dict[str, Any] = {}
-    timer = threading.Timer(
-        2.5, lambda: result.setdefault("storm", fleet.closed_port_storm("h004", rate=STORM_RATE, duration=6))
-    )
-    timer.start()
+
+    def storm_when_the_window_starts() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if fleet.run_in("h004", ["pgrep", "-x", "-f", "sleep 3"]).returncode == 0:
+                result["storm"] = fleet.closed_port_storm("h004", rate=STORM_RATE, duration=6)
+                return
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=storm_when_the_window_starts)
+    watcher.start()
     try:
         code, doc = sweep_json("-i", inv, "h004", "--baseline", "2", "--window", "3")
-        assert code == 1
+        h004 = doc["hosts"][0]
+        assert code == 1, (
+            result.keys(),
+            h004["baseline_rates"]["resets_received"],
+            h004["rates"]["resets_received"],
+        )
     finally:
-        timer.join()
+        watcher.join()
         if "storm" in result:
             result["storm"].stop()
     spiked = by_host(doc)["h004"]

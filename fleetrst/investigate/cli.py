@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .. import cliargs
 from ..sweep import Investigator
 
 if TYPE_CHECKING:
@@ -18,16 +19,10 @@ if TYPE_CHECKING:
 DEFAULT_INVESTIGATE_CAPTURE_S = 5.0
 
 
-def _duration(text: str) -> float:
-    from ..cli import parse_duration
-
-    return parse_duration(text)
-
-
 def _add_runbook_arguments(group: argparse._ArgumentGroup, *, capture_default: float | None) -> None:
     group.add_argument(
         "--capture",
-        type=_duration,
+        type=cliargs.parse_duration,
         default=capture_default,
         metavar="DURATION",
         help="capture RST segments for DURATION on each investigated host (tcpdump -i any, bounded in "
@@ -62,8 +57,6 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_subcommands(subparsers: argparse._SubParsersAction[Any]) -> None:
     """Subcommands the investigation adds (``fleetrst investigate``)."""
-    from ..cli import _positive_int, parse_duration
-
     p = subparsers.add_parser(
         "investigate",
         help="run the full troubleshooting runbook (capture included) on the selected hosts",
@@ -73,58 +66,9 @@ def add_subcommands(subparsers: argparse._SubParsersAction[Any]) -> None:
         "report per host with the likely causes and what to do next.",
         epilog="Exit codes as for sweep: 0 all OK, 1 some WARNING, 2 some CRITICAL, 3 UNKNOWN, 64 usage.",
     )
-    p.add_argument("pattern", nargs="?", default="all", help="Ansible host pattern (default: all)")
-    p.add_argument(
-        "-i",
-        "--inventory",
-        action="append",
-        default=[],
-        metavar="INVENTORY",
-        help="inventory file or directory, as for Ansible; may be given several times",
-    )
-    p.add_argument(
-        "-l",
-        "--limit",
-        action="append",
-        default=[],
-        metavar="SUBSET",
-        help="further limit the selected hosts with a pattern",
-    )
-    p.add_argument(
-        "--window",
-        type=parse_duration,
-        default=2.0,
-        metavar="DURATION",
-        help="time between the two counter readings (default: 2s)",
-    )
-    p.add_argument(
-        "--timeout",
-        type=parse_duration,
-        default=10.0,
-        metavar="DURATION",
-        help="a host's allowance beyond the window to connect and read (default: 10s)",
-    )
-    p.add_argument(
-        "-f",
-        "--forks",
-        type=_positive_int,
-        default=500,
-        metavar="N",
-        help="hosts in flight at once (default: 500)",
-    )
-    p.add_argument("-c", "--connection", choices=("ssh", "paramiko", "local"), default=None)
-    p.add_argument("-u", "--user", default=None, help="connect as this user")
-    p.add_argument("--private-key", "--key-file", dest="private_key", default=None, metavar="FILE")
-    p.add_argument(
-        "-b",
-        "--become",
-        action="store_true",
-        default=None,
-        help="run privileged steps through sudo -n (never prompts)",
-    )
-    p.add_argument("--become-user", default=None, metavar="USER", help="sudo to this user (default: root)")
-    p.add_argument("--known-hosts", action="append", default=[], metavar="FILE")
-    p.add_argument("--host-key-checking", choices=("yes", "no", "accept-new"), default=None)
+    cliargs.add_selection_arguments(p)
+    cliargs.add_timing_arguments(p, window_default=2.0)
+    cliargs.add_connection_arguments(p)
     p.add_argument(
         "-o",
         "--output",
@@ -163,12 +107,11 @@ def investigator_from_args(args: argparse.Namespace) -> Investigator | None:
 
 
 def run_investigate(args: argparse.Namespace) -> int:
-    from ..cli import _select_targets
     from ..report import exit_code, render_json
     from ..sweep import SweepOptions, run_sweep
     from .render import render_investigation_report
 
-    targets, _ = _select_targets(args)
+    targets, _ = cliargs.select_targets(args)
     investigator = investigator_from_args(args)
     options = SweepOptions(window_s=args.window, timeout_s=args.timeout, forks=args.forks)
     report = run_sweep(
