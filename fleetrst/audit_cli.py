@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import config
+from . import cliargs, config
 from .errors import UsageError
 from .model import FleetReport, Target
 from .outputs import render_jsonl, render_nagios, render_prometheus
@@ -57,26 +57,6 @@ RENDERERS: dict[str, Callable[[FleetReport, argparse.Namespace], str]] = {
 # The settings resolved for this process (by apply_config_defaults), and the parser's own defaults.
 _resolved = config.Resolved(values={}, files=[])
 _builtin: dict[str, Any] = {}
-
-
-def _duration_arg(maximum: float, allow_zero: bool = False) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            return config.parse_duration(text, maximum=maximum, allow_zero=allow_zero)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    return parse
-
-
-def _count_arg(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
-    return value
 
 
 def _metric_arg(text: str) -> str:
@@ -131,7 +111,7 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--history-audits",
-        type=_count_arg,
+        type=cliargs.positive_int,
         default=DEFAULT_HISTORY_AUDITS,
         metavar="N",
         help=f"with --rules netdata-history: the audits the median is taken over (default: "
@@ -146,7 +126,7 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--lock-wait",
-        type=_duration_arg(86400, allow_zero=True),
+        type=cliargs.duration_arg(86400, allow_zero=True),
         default=0.0,
         metavar="DURATION",
         help="when another run holds the lock, wait this long for it (default: 0, exit 3 at once)",
@@ -186,7 +166,7 @@ def add_subcommands(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     history.add_argument(
         "--since",
-        type=_duration_arg(3650 * 86400),
+        type=cliargs.duration_arg(3650 * 86400),
         default=7 * 86400.0,
         metavar="DURATION",
         help="how far back (default: 7d; 24h, 30d, 2w, ...)",
@@ -209,13 +189,13 @@ def add_subcommands(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     report.add_argument(
         "--since",
-        type=_duration_arg(3650 * 86400),
+        type=cliargs.duration_arg(3650 * 86400),
         default=86400.0,
         metavar="DURATION",
         help="how far back (default: 24h)",
     )
     report.add_argument(
-        "--top", type=_count_arg, default=10, metavar="N", help="offenders to list (default: 10)"
+        "--top", type=cliargs.positive_int, default=10, metavar="N", help="offenders to list (default: 10)"
     )
     report.add_argument(
         "--metric",

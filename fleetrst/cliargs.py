@@ -4,28 +4,29 @@ the host selection, timing and connection flags, and turning them into targets."
 from __future__ import annotations
 
 import argparse
-import math
-import re
 import sys
+from collections.abc import Callable
 from typing import NoReturn
 
+from . import config
 from .errors import UsageError
 from .model import ConnectionSettings, Target
 from .report import EXIT_USAGE
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+def duration_arg(maximum: float = 3600.0, *, allow_zero: bool = False) -> Callable[[str], float]:
+    """An argparse type: ``10``, ``10s``, ``1m``, ``500ms``, ``7d`` → seconds, within bounds."""
+
+    def parse(text: str) -> float:
+        try:
+            return config.parse_duration(text, maximum=maximum, allow_zero=allow_zero)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
 
 
-def parse_duration(text: str) -> float:
-    """``10``, ``10s``, ``1m``, ``500ms``, ``1.5s`` → seconds."""
-    match = _DURATION.match(text)
-    if not match:
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (try 10, 10s, 1m or 500ms)")
-    seconds = float(match.group(1)) * _UNIT_S[match.group(2)]
-    if not math.isfinite(seconds) or seconds <= 0 or seconds > 3600:
-        raise argparse.ArgumentTypeError(f"duration out of range: {text!r} (more than 0, at most 1h)")
-    return seconds
+parse_duration = duration_arg()  # the sweep's durations: more than 0, at most an hour
 
 
 def positive_int(text: str) -> int:

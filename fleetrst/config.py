@@ -54,7 +54,9 @@ def parse_duration(text: str, *, maximum: float = math.inf, allow_zero: bool = F
         raise ValueError(f"not a duration: {text!r} (try 10s, 5m, 24h or 7d)")
     seconds = float(match.group(1)) * _UNIT_S[match.group(2)]
     if not math.isfinite(seconds) or seconds > maximum or (seconds <= 0 and not allow_zero):
-        raise ValueError(f"duration out of range: {text!r}")
+        low = "at least 0" if allow_zero else "more than 0"
+        high = f", at most {format_duration(maximum)}" if math.isfinite(maximum) else ""
+        raise ValueError(f"duration out of range: {text!r} ({low}{high})")
     return seconds
 
 
