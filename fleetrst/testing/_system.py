@@ -186,13 +186,30 @@ def prefix_for(n_hosts: int) -> int:
 
 
 def allocate_subnet(n_hosts: int, records: list[FleetRecord]) -> ipaddress.IPv4Network:
-    """The first block of the pool that overlaps no address, route or live fleet. Call under the lock."""
+    """A block of the pool that overlaps no address, route or live fleet. Call under the lock.
+
+    Blocks are handed out round-robin (a cursor in RUN_DIR), not first-free: a block that a fleet has
+    just given up is not reused at once, because the controller may still hold connections to its old
+    addresses (FIN-WAIT, TIME-WAIT) whose last segments would reach the new fleet's hosts and make them
+    send RSTs nobody asked for.
+    """
     used = _used_networks()
     for record in records:
         with contextlib.suppress(ValueError):
             used.append(ipaddress.IPv4Network(record.subnet))
-    for candidate in POOL.subnets(new_prefix=prefix_for(n_hosts)):
+    candidates = list(POOL.subnets(new_prefix=prefix_for(n_hosts)))
+    cursor_file = RUN_DIR / "next-block"
+    try:
+        cursor = ipaddress.IPv4Address(cursor_file.read_text().strip())
+    except (OSError, ValueError):
+        cursor = POOL.network_address
+    start = next((i for i, c in enumerate(candidates) if c.network_address >= cursor), 0)
+    for candidate in candidates[start:] + candidates[:start]:
         if not any(candidate.overlaps(net) for net in used):
+            after = candidate.broadcast_address + 1
+            nxt = after if after in POOL else POOL.network_address
+            with contextlib.suppress(OSError):
+                cursor_file.write_text(f"{nxt}\n")
             return candidate
     raise FleetError(f"no free block for {n_hosts} hosts left in {POOL} (too many fleets at once?)")
 
