@@ -61,6 +61,8 @@ FAULTS = {
     "h013": "reboot in the window (stand-in)",
     "h014": "bad ansible_port",
     "h015": "a login that prints a banner first",
+    "h016": "ss, lsof and tcpdump missing (investigated: it resets)",
+    "h017": "sudo that wants a password (investigated: it resets)",
 }
 
 NOISY = """#!/bin/sh
@@ -125,11 +127,13 @@ def faulty_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Tes
         fleet.slow_link("h011", "128kbit")
         fleet.reconfigure_sshd("h013", [f"ForceCommand {fleet.write_script('fake-reboot', FAKE_REBOOT)}"])
         fleet.reconfigure_sshd("h015", [f"ForceCommand {fleet.write_script('noisy', NOISY)}"])
+        fleet.hide_tools("h016", ["ss", "lsof", "tcpdump"])
 
         doc = yaml.safe_load(fleet.inventory_path.read_text())
         hosts = doc["all"]["children"]["fleet"]["hosts"]
         hosts["h006"]["ansible_ssh_private_key_file"] = str(wrong_key)
         hosts["h014"]["ansible_port"] = "ssh"
+        hosts["h017"]["ansible_become"] = True  # and no sudoers rule for the login user
         faulty = tmp / "faulty.yml"
         faulty.write_text(yaml.safe_dump(doc))
         yield fleet, faulty, fleet.inventory_path
@@ -140,10 +144,14 @@ def test_every_fault_is_reported_as_what_it_is_and_healthy_hosts_are_intact(
 ) -> None:
     fleet, inventory, _ = faulty_fleet
     killer = threading.Timer(1.2, fleet.stop_sshd, args=("h012",), kwargs={"kill_sessions": True})
-    with fleet.closed_port_storm("h002", rate=100, duration=15):
+    with (
+        fleet.closed_port_storm("h002", rate=100, duration=15),
+        fleet.closed_port_storm("h016", rate=100, duration=15),
+        fleet.closed_port_storm("h017", rate=100, duration=15),
+    ):
         killer.start()
         try:
-            code, doc, err, wall, rss_kib = _sweep(inventory)
+            code, doc, err, wall, rss_kib = _sweep(inventory, "--capture", "1")
         finally:
             killer.join()
             fleet.start_sshd("h012")
@@ -170,6 +178,17 @@ def test_every_fault_is_reported_as_what_it_is_and_healthy_hosts_are_intact(
     expect("h013", "error", "rebooted", "rebooted during the window")
     expect("h014", "error", "config", "ansible_port must be an integer")
     assert hosts["h015"]["status"] == "ok", f"noise before the probe's frames is ignored: {hosts['h015']}"
+    # Faults in the investigation are findings of a host that was measured, never a failure.
+    missing = hosts["h016"]
+    assert missing["status"] == "warning" and missing["investigation"] is not None
+    unseen = " ".join(missing["investigation"]["unseen"])
+    assert "ss (iproute2) is not installed" in unseen and "lsof is not installed" in unseen, unseen
+    assert "tcpdump" in json.dumps(missing["investigation"]["capture"]), missing["investigation"]["capture"]
+    sudo = hosts["h017"]
+    assert sudo["status"] == "warning"
+    assert any("sudo needs a password" in line for line in sudo["investigation"]["unseen"]), sudo[
+        "investigation"
+    ]
     assert code == 1, "a warning (h02) wins over the unknowns"
     assert "Traceback" not in err
     assert wall < WINDOW + TIMEOUT + MARGIN + 1.0, f"{wall:.2f}s: window + timeout + a little (+ start-up)"

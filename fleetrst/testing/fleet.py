@@ -178,6 +178,7 @@ class FleetHost:
     sshd_pid: int | None = None
     host_public_key: str = ""  # "ssh-ed25519 AAAA... comment" as sshd serves it now
     netns_inode: int | None = field(default=None, repr=False)
+    hidden_tools: tuple[str, ...] = ()  # programs its sessions cannot run (see TestFleet.hide_tools)
     _sshd: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -470,8 +471,14 @@ class TestFleet:
                 raise FleetError("could not configure the namespaces: " + "; ".join(failures[:5]))
 
     def _spawn_sshd(self, host: FleetHost) -> None:
-        argv = [system.ip_binary(), "netns", "exec", host.netns,
-                SSHD, "-D", "-f", str(host.sshd_config_path), "-E", str(host.sshd_log_path)]
+        sshd = [SSHD, "-D", "-f", str(host.sshd_config_path), "-E", str(host.sshd_log_path)]
+        if host.hidden_tools:
+            # A mount namespace of its own where each hidden program is /dev/null (not executable):
+            # the host's sessions find no such tool, as on a machine where it is not installed.
+            binds = "".join(f'mount --bind /dev/null "$(command -v {t})" && ' for t in host.hidden_tools)
+            sshd = ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+                    binds + 'exec "$@"', "sshd", *sshd]
+        argv = [system.ip_binary(), "netns", "exec", host.netns, *sshd]
         host._sshd = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                       stderr=subprocess.DEVNULL, start_new_session=True)
         host.sshd_pid = host._sshd.pid  # `ip netns exec` execs sshd: same pid
@@ -697,6 +704,16 @@ class TestFleet:
         path.write_text(text)
         path.chmod(0o755)
         return path
+
+    def hide_tools(self, host: FleetHost | str, tools: Sequence[str]) -> None:
+        """Restart the host's sshd so that its sessions cannot run ``tools`` (e.g. ss, lsof, tcpdump)."""
+        h = self._resolve(host)
+        for tool in tools:
+            if not re.fullmatch(r"[a-z0-9_.-]+", tool) or shutil.which(tool) is None:
+                raise ValueError(f"cannot hide {tool!r}: not a program on this machine")
+        h.hidden_tools = tuple(tools)
+        self.stop_sshd(h)
+        self.start_sshd(h)
 
     def drop_replies(self, host: FleetHost | str) -> None:
         """The host silently drops everything it would send the controller (a blackhole route in its
