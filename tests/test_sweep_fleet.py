@@ -250,3 +250,106 @@ def test_no_inventory_sweeps_this_machine_locally() -> None:
     assert [h["host"] for h in doc["hosts"]] == ["localhost"]
     assert doc["hosts"][0]["status"] in ("ok", "warning", "critical")
     assert os.path.exists("/proc/net/snmp")
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
+    env.update(extra)
+    return env
+
+
+def _run_env(env: dict[str, str], *args: str) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "fleetrst.cli", "sweep", "--window", "1", "-o", "json", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert proc.stdout, proc.stderr
+    return by_host(json.loads(proc.stdout))
+
+
+def test_proxyjump_reaches_a_host_the_controller_cannot(tmp_path: Path) -> None:
+    with TestFleet(n_hosts=2) as fleet:
+        fleet.drop_replies("h002")  # h002 answers h001, never the controller
+        jump = f"{fleet.user}@{fleet.host('h001').address}"
+        common = f"-o UserKnownHostsFile={fleet.known_hosts_path}"
+        hosts = {
+            "direct": {"ansible_host": fleet.host("h002").address},
+            "jumped": {
+                "ansible_host": fleet.host("h002").address,
+                "ansible_ssh_common_args": f"{common} -o ProxyJump={jump}",
+            },
+            "jumped-J": {
+                "ansible_host": fleet.host("h002").address,
+                "ansible_ssh_common_args": f"{common} -J {jump}",
+            },
+        }
+        inv = _write_inventory(tmp_path / "jump.yml", hosts, _fleet_vars(fleet))
+        result = _run_env(_env(), "-i", inv, "--timeout", "3")
+    assert result["direct"]["status"] == "unreachable"
+    assert result["jumped"]["status"] == "ok" and result["jumped-J"]["status"] == "ok", result
+
+
+def test_ssh_agent_keys_are_used(fleet: TestFleet, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.run(["ssh-agent", "-a", str(sock)], capture_output=True, text=True, check=True)
+    agent_pid = int(agent.stdout.split("SSH_AGENT_PID=")[1].split(";")[0])
+    try:
+        with_agent = _env(HOME=str(home), SSH_AUTH_SOCK=str(sock))
+        subprocess.run(
+            ["ssh-add", str(fleet.client_key_path)], env=with_agent, capture_output=True, check=True
+        )
+        fleet_vars = {k: v for k, v in _fleet_vars(fleet).items() if k != "ansible_ssh_private_key_file"}
+        inv = _write_inventory(
+            tmp_path / "agent.yml", {"h001": {"ansible_host": fleet.host("h001").address}}, fleet_vars
+        )
+        assert _run_env(with_agent, "-i", inv)["h001"]["status"] == "ok"
+        without = _run_env(_env(HOME=str(home)), "-i", inv)["h001"]
+        assert without["error_kind"] == "auth", "the key came from the agent, not from a file"
+    finally:
+        os.kill(agent_pid, 15)
+
+
+def test_ssh_config_host_blocks_are_honoured(fleet: TestFleet, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "config").write_text(
+        "Host web-alias\n"
+        f"  HostName {fleet.host('h003').address}\n"
+        f"  User {fleet.user}\n"
+        f"  IdentityFile {fleet.client_key_path}\n"
+        f"  UserKnownHostsFile {fleet.known_hosts_path}\n"
+    )
+    inv = tmp_path / "plain.ini"
+    inv.write_text("[web]\nweb-alias\n")
+    result = _run_env(_env(HOME=str(home)), "-i", str(inv))
+    assert result["web-alias"]["status"] == "ok", result["web-alias"]
+    empty = tmp_path / "empty_known_hosts"
+    empty.write_text("")
+    (home / ".ssh" / "config").write_text(
+        (home / ".ssh" / "config").read_text().replace(str(fleet.known_hosts_path), str(empty))
+    )
+    refused = _run_env(_env(HOME=str(home)), "-i", str(inv))["web-alias"]
+    assert refused["error_kind"] == "host_key", refused["error"]  # the config's known_hosts is the one used
+    (home / ".ssh" / "config").write_text(
+        (home / ".ssh" / "config").read_text().replace(str(empty), str(tmp_path / "missing"))
+    )
+    missing = _run_env(_env(HOME=str(home)), "-i", str(inv))["web-alias"]
+    assert missing["error_kind"] == "config" and str(tmp_path / "missing") in missing["error"]
+
+
+def test_a_progress_line_only_on_a_terminal(fleet: TestFleet) -> None:
+    command = (
+        f"{sys.executable} -m fleetrst.cli sweep -i {fleet.inventory_path} --window 1 -o json --no-history"
+    )
+    on_tty = subprocess.run(
+        ["script", "-qec", command, "/dev/null"], capture_output=True, text=True, timeout=60
+    )
+    assert "4/4 hosts done" in on_tty.stdout
+    piped = subprocess.run(command.split(), capture_output=True, text=True, timeout=60)
+    assert piped.stderr == "" and "hosts done" not in piped.stdout

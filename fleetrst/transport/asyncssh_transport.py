@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from .base import (
     AuthError,
     CommandFailed,
     CommandTimeout,
+    ConfigError,
     ConnectionLost,
     ExecResult,
     HostKeyError,
@@ -206,12 +208,19 @@ class AsyncsshTransport:
             options["tunnel"] = tunnel
 
         known = self._known_hosts_for(settings)
-        unknown_host = not any(known.match(settings.address, settings.address, settings.port)[:2])
+        ip = settings.address if _is_ip(settings.address) else ""
+        unknown_host = not any(known.match(settings.address, ip, settings.port)[:2])
+        # With ~/.ssh/config and no known_hosts file of the host's own, asyncssh reads the defaults
+        # plus whatever UserKnownHostsFile the config names for this host (read per connection: the
+        # price of honouring the config).
+        by_config = (
+            bool(self._ssh_config) and not settings.known_hosts and settings.host_key_checking == "yes"
+        )
         if settings.host_key_checking == "no" or (
             settings.host_key_checking == "accept-new" and unknown_host
         ):
             options["known_hosts"] = None
-        else:
+        elif not by_config:
             options["known_hosts"] = known
 
         stage = _Stage()
@@ -230,6 +239,11 @@ class AsyncsshTransport:
                 "timeout",
             ) from None
         except asyncssh.HostKeyNotVerifiable:
+            if by_config:
+                raise HostKeyError(
+                    f"host key not verified: {settings.address} is unknown or its key changed (checked "
+                    "against known_hosts and any UserKnownHostsFile in ~/.ssh/config)"
+                ) from None
             if unknown_host:
                 raise HostKeyError(
                     f"host key unknown: {settings.address} is not in known_hosts "
@@ -246,6 +260,8 @@ class AsyncsshTransport:
                 f"connection closed during the handshake: {exc.reason}", "refused", retriable=True
             ) from exc
         except OSError as exc:
+            if exc.filename:  # a file the connection needed (a key, a config's known_hosts), not the network
+                raise ConfigError(f"cannot read {exc.filename}: {exc.strerror}") from exc
             raise classify_os_error(exc, settings.address, port) from exc
         except (asyncssh.Error, ValueError) as exc:
             raise TransportError(f"ssh connection failed: {exc}") from exc
@@ -263,6 +279,14 @@ class AsyncsshTransport:
             else:
                 task.cancel()
         self.new_host_keys.save()
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def parse_proxy_jump(spec: str, via: ConnectionSettings) -> list[ConnectionSettings]:
