@@ -168,9 +168,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
             report = run_sweep(
                 targets,
                 options,
-                pattern=args.pattern,
-                limit=",".join(args.limit) or None,
-                inventories=args.inventory,
+                **cliargs.report_labels(args),
                 on_result=progress,
                 investigator=investigate_cli.investigator_from_args(args),
             )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from . import config
 from .errors import UsageError
@@ -181,3 +181,8 @@ def select_targets(args: argparse.Namespace) -> tuple[list[Target], list[str]]:
         connect_timeout=None,
     )
     return inventory.targets(names, defaults), names
+
+
+def report_labels(args: argparse.Namespace) -> dict[str, Any]:
+    """What a fleet report records of the selection: the pattern, the limit and the inventories."""
+    return {"pattern": args.pattern, "limit": ",".join(args.limit) or None, "inventories": args.inventory}

@@ -117,9 +117,7 @@ def run_investigate(args: argparse.Namespace) -> int:
     report = run_sweep(
         targets,
         options,
-        pattern=args.pattern,
-        limit=",".join(args.limit) or None,
-        inventories=args.inventory,
+        **cliargs.report_labels(args),
         investigator=investigator,
     )
     sys.stdout.write(render_json(report) if args.output == "json" else render_investigation_report(report))
