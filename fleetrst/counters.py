@@ -102,8 +102,11 @@ def _lines(text: str) -> list[tuple[int, str]]:
 def _parse_pair(text: str, prefix: str, path: str) -> dict[str, int]:
     """The ``prefix`` header line and the value line that follows it, as a mapping by name."""
     tag = prefix + ":"
-    found = [(number, line) for number, line in _lines(text) if line.startswith(tag) and
-             line.split(" ", 1)[0] == tag]
+    found = [
+        (number, line)
+        for number, line in _lines(text)
+        if line.startswith(tag) and line.split(" ", 1)[0] == tag
+    ]
     if not found:
         raise ProbeParseError(f'no "{tag}" header line', path)
     if len(found) == 1:

@@ -90,7 +90,7 @@ def _seconds(value: object, what: str) -> str:
 def _sample_script(index: int, total: int) -> list[str]:
     return [
         f"echo '@@fleetrst-probe v{FORMAT_VERSION} sample {index} of {total}'",
-        f"cat {' '.join(FILES)} 2>&1; s=$?; echo; echo \"@@rc $s\"",
+        f'cat {" ".join(FILES)} 2>&1; s=$?; echo; echo "@@rc $s"',
         f"echo '@@end {index}'",
     ]
 

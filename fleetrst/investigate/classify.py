@@ -362,10 +362,8 @@ def classify(rates: Mapping[str, float], facts: Facts) -> list[Cause]:
         out_rsts - local_aborts - (overflows if facts.sysctls.get("tcp_abort_on_overflow") == "1" else 0)
     )
     if (
-        (attempt_fails >= MIN_RATE
-        and (unexplained >= MIN_RATE or out_rsts < MIN_RATE))
-        or unexplained >= MIN_RATE
-    ):
+        attempt_fails >= MIN_RATE and (unexplained >= MIN_RATE or out_rsts < MIN_RATE)
+    ) or unexplained >= MIN_RATE:
         refusing = {p: n for p, n in sent.items() if p not in listening}
         sockets = {}
         port = None

@@ -46,16 +46,43 @@ def _parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="bring a fleet up and keep it up until Ctrl-C, SIGTERM or --for")
     up.add_argument("--hosts", type=int, default=3, help="number of hosts (default 3)")
     up.add_argument("--dir", help="where to write the inventory, keys and known_hosts (default: a temp dir)")
-    up.add_argument("--group", action="append", type=_group, default=[], metavar="NAME=HOST,HOST",
-                    help="an extra inventory group (repeatable)")
-    up.add_argument("--for", dest="seconds", type=float, default=None, metavar="SECONDS",
-                    help="tear down after this many seconds (default: wait for Ctrl-C / SIGTERM)")
-    up.add_argument("--storm", action="append", default=[], metavar="HOST[:RATE]",
-                    help="run a closed-port storm in HOST (RATE connects/s, default 100)")
-    up.add_argument("--abort", action="append", default=[], metavar="HOST[:PORT]",
-                    help="run an aborting server (SO_LINGER 0) and its client in HOST (port 9400)")
-    up.add_argument("--flood", action="append", default=[], metavar="HOST[:PORT]",
-                    help="run a never-accepting listener, flooded, in HOST (port 9401)")
+    up.add_argument(
+        "--group",
+        action="append",
+        type=_group,
+        default=[],
+        metavar="NAME=HOST,HOST",
+        help="an extra inventory group (repeatable)",
+    )
+    up.add_argument(
+        "--for",
+        dest="seconds",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="tear down after this many seconds (default: wait for Ctrl-C / SIGTERM)",
+    )
+    up.add_argument(
+        "--storm",
+        action="append",
+        default=[],
+        metavar="HOST[:RATE]",
+        help="run a closed-port storm in HOST (RATE connects/s, default 100)",
+    )
+    up.add_argument(
+        "--abort",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="run an aborting server (SO_LINGER 0) and its client in HOST (port 9400)",
+    )
+    up.add_argument(
+        "--flood",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="run a never-accepting listener, flooded, in HOST (port 9401)",
+    )
     sub.add_parser("cleanup", help="remove the leftovers of fleets whose creator is dead")
     sub.add_parser("check", help="say whether a fleet can run here")
     return parser
@@ -74,19 +101,24 @@ def _up(args: argparse.Namespace) -> int:
     started = time.monotonic()
     with TestFleet(args.hosts, dict(args.group), dir=args.dir) as fleet:
         print(fleet.inventory_path, flush=True)
-        print(f"fleet {fleet.id}: {len(fleet.hosts)} hosts up in {time.monotonic() - started:.2f}s "
-              f"({fleet.subnet}, bridge {fleet.bridge}, {fleet.hosts[0].name} = {fleet.hosts[0].address})\n"
-              f"  inventory    {fleet.inventory_path}\n  known_hosts  {fleet.known_hosts_path}\n"
-              f"  client key   {fleet.client_key_path}\n  user         {fleet.user}\n"
-              f"  try: ssh -F /dev/null -i {fleet.client_key_path} -o UserKnownHostsFile="
-              f"{fleet.known_hosts_path} {fleet.user}@{fleet.hosts[0].address} cat /proc/net/snmp",
-              file=sys.stderr, flush=True)
+        print(
+            f"fleet {fleet.id}: {len(fleet.hosts)} hosts up in {time.monotonic() - started:.2f}s "
+            f"({fleet.subnet}, bridge {fleet.bridge}, {fleet.hosts[0].name} = {fleet.hosts[0].address})\n"
+            f"  inventory    {fleet.inventory_path}\n  known_hosts  {fleet.known_hosts_path}\n"
+            f"  client key   {fleet.client_key_path}\n  user         {fleet.user}\n"
+            f"  try: ssh -F /dev/null -i {fleet.client_key_path} -o UserKnownHostsFile="
+            f"{fleet.known_hosts_path} {fleet.user}@{fleet.hosts[0].address} cat /proc/net/snmp",
+            file=sys.stderr,
+            flush=True,
+        )
         duration = min(args.seconds or MAX_DURATION_S, MAX_DURATION_S)
         for text in args.storm:
             host, rate = _host_and_number(text, 100)
             h = fleet.closed_port_storm(host, rate=rate, duration=duration)
-            print(f"  closed-port storm in {host}: {rate:g}/s to 127.0.0.1:{h.port} (pid {h.pid})",
-                  file=sys.stderr)
+            print(
+                f"  closed-port storm in {host}: {rate:g}/s to 127.0.0.1:{h.port} (pid {h.pid})",
+                file=sys.stderr,
+            )
         for text in args.abort:
             host, port = _host_and_number(text, 9400)
             h = fleet.aborting_server(host, port=int(port), duration=duration)

@@ -97,9 +97,24 @@ def ensure_user(name: str = USER) -> pwd.struct_passwd:
         except KeyError:
             useradd = shutil.which("useradd") or "/usr/sbin/useradd"
             result = subprocess.run(
-                [useradd, "--system", "--no-create-home", "--home-dir", str(USER_HOME), "--shell", USER_SHELL,
-                 "--password", "*", "--comment", "fleetrst test fleet login", name],
-                capture_output=True, text=True, timeout=60, check=False,
+                [
+                    useradd,
+                    "--system",
+                    "--no-create-home",
+                    "--home-dir",
+                    str(USER_HOME),
+                    "--shell",
+                    USER_SHELL,
+                    "--password",
+                    "*",
+                    "--comment",
+                    "fleetrst test fleet login",
+                    name,
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
             )
             if result.returncode not in (0, 9):  # 9: the user exists (made meanwhile by someone else)
                 raise FleetError(f"useradd {name} failed: {result.stderr.strip()}") from None
@@ -396,11 +411,17 @@ class TestFleet:
             if clash:
                 if dir_created:
                     shutil.rmtree(self.dir, ignore_errors=True)
-                raise FleetError(f"{self.dir} already holds fleet files ({', '.join(clash)}): "
-                                 "another fleet uses it, or a crashed one left them (remove them)")
+                raise FleetError(
+                    f"{self.dir} already holds fleet files ({', '.join(clash)}): "
+                    "another fleet uses it, or a crashed one left them (remove them)"
+                )
         self._record = system.FleetRecord(
-            fid=self.id, pid=os.getpid(), start_time=system.process_start_time(os.getpid()) or 0,
-            subnet="", dir=str(self.dir), dir_created=dir_created,
+            fid=self.id,
+            pid=os.getpid(),
+            start_time=system.process_start_time(os.getpid()) or 0,
+            subnet="",
+            dir=str(self.dir),
+            dir_created=dir_created,
         )
         (self.dir / "hosts").mkdir(mode=0o700)
         (self.dir / "load").mkdir(mode=0o700)
@@ -416,8 +437,14 @@ class TestFleet:
             self.bridge = f"fr{self.id}br"
             for index, name in enumerate(self._names, start=1):
                 netns = f"{self.tag}-{name}"
-                host = FleetHost(name=name, index=index, netns=netns, address=str(next(addresses)),
-                                 veth=f"fr{self.id}v{index}", dir=self.dir / "hosts" / name)
+                host = FleetHost(
+                    name=name,
+                    index=index,
+                    netns=netns,
+                    address=str(next(addresses)),
+                    veth=f"fr{self.id}v{index}",
+                    dir=self.dir / "hosts" / name,
+                )
                 self.hosts.append(host)
             lines = [
                 f"link add {self.bridge} type bridge",
@@ -442,11 +469,17 @@ class TestFleet:
         run_dir = Path("/run/sshd")  # sshd's privilege separation directory
         if not run_dir.is_dir():
             run_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
-        check = subprocess.run([SSHD, "-t", "-f", str(self.hosts[0].sshd_config_path)],
-                               capture_output=True, text=True, timeout=30, check=False)
+        check = subprocess.run(
+            [SSHD, "-t", "-f", str(self.hosts[0].sshd_config_path)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
         if check.returncode != 0:
-            raise FleetError(f"sshd rejects the configuration {self.hosts[0].sshd_config_path}: "
-                             f"{check.stderr.strip()}")
+            raise FleetError(
+                f"sshd rejects the configuration {self.hosts[0].sshd_config_path}: {check.stderr.strip()}"
+            )
 
     def _configure_namespaces(self) -> None:
         ip = system.ip_binary()
@@ -454,8 +487,16 @@ class TestFleet:
         for chunk_start in range(0, len(self.hosts), 256):
             chunk = self.hosts[chunk_start : chunk_start + 256]
             procs = [
-                (h, subprocess.Popen([ip, "-n", h.netns, "-batch", "-"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+                (
+                    h,
+                    subprocess.Popen(
+                        [ip, "-n", h.netns, "-batch", "-"],
+                        stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE,
+                        text=True,
+                    ),
+                )
                 for h in chunk
             ]
             failures: list[str] = []
@@ -476,11 +517,25 @@ class TestFleet:
             # A mount namespace of its own where each hidden program is /dev/null (not executable):
             # the host's sessions find no such tool, as on a machine where it is not installed.
             binds = "".join(f'mount --bind /dev/null "$(command -v {t})" && ' for t in host.hidden_tools)
-            sshd = ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
-                    binds + 'exec "$@"', "sshd", *sshd]
+            sshd = [
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "/bin/sh",
+                "-c",
+                binds + 'exec "$@"',
+                "sshd",
+                *sshd,
+            ]
         argv = [system.ip_binary(), "netns", "exec", host.netns, *sshd]
-        host._sshd = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL, start_new_session=True)
+        host._sshd = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         host.sshd_pid = host._sshd.pid  # `ip netns exec` execs sshd: same pid
 
     def _wait_for_sshd(self, host: FleetHost, deadline: float) -> None:
@@ -495,8 +550,10 @@ class TestFleet:
             proc = host._sshd
             if proc is None or proc.poll() is not None:
                 code = None if proc is None else proc.returncode
-                raise FleetError(f"sshd for {host.name} ({host.netns}) exited with status {code}: "
-                                 f"{host.sshd_log().strip() or 'no log'}")
+                raise FleetError(
+                    f"sshd for {host.name} ({host.netns}) exited with status {code}: "
+                    f"{host.sshd_log().strip() or 'no log'}"
+                )
             if not _listening(proc.pid, host.address, host.port):
                 last_error = "not listening yet"
             else:
@@ -514,8 +571,10 @@ class TestFleet:
                 except OSError as exc:
                     last_error = str(exc)
             if time.monotonic() > deadline:
-                raise FleetError(f"sshd for {host.name} at {host.address}:22 did not answer within "
-                                 f"{self.start_timeout:.0f}s ({last_error}); log: {host.sshd_log().strip()}")
+                raise FleetError(
+                    f"sshd for {host.name} at {host.address}:22 did not answer within "
+                    f"{self.start_timeout:.0f}s ({last_error}); log: {host.sshd_log().strip()}"
+                )
             time.sleep(delay)
             delay = min(delay * 2, 0.2)
 
@@ -552,18 +611,33 @@ class TestFleet:
         return {"all": {"children": children}}
 
     def _write_inventory(self) -> None:
-        header = (f"# Test fleet {self.id}: {self.n_hosts} hosts in {self.subnet}, made by fleetrst.testing "
-                  f"(pid {os.getpid()}); removed when the fleet goes down.\n")
+        header = (
+            f"# Test fleet {self.id}: {self.n_hosts} hosts in {self.subnet}, made by fleetrst.testing "
+            f"(pid {os.getpid()}); removed when the fleet goes down.\n"
+        )
         self.inventory_path.write_text(header + yaml.safe_dump(self.inventory(), sort_keys=False))
 
     def _write_state(self) -> None:
         state = {
-            "id": self.id, "subnet": str(self.subnet), "gateway": self.gateway, "bridge": self.bridge,
-            "user": self.user, "inventory": str(self.inventory_path),
+            "id": self.id,
+            "subnet": str(self.subnet),
+            "gateway": self.gateway,
+            "bridge": self.bridge,
+            "user": self.user,
+            "inventory": str(self.inventory_path),
             "known_hosts": str(self.known_hosts_path),
-            "client_key": str(self.client_key_path), "creator_pid": os.getpid(),
-            "hosts": [{"name": h.name, "address": h.address, "netns": h.netns, "veth": h.veth,
-                       "sshd_pid": h.sshd_pid} for h in self.hosts],
+            "client_key": str(self.client_key_path),
+            "creator_pid": os.getpid(),
+            "hosts": [
+                {
+                    "name": h.name,
+                    "address": h.address,
+                    "netns": h.netns,
+                    "veth": h.veth,
+                    "sshd_pid": h.sshd_pid,
+                }
+                for h in self.hosts
+            ],
         }
         (self.dir / "fleet.json").write_text(json.dumps(state, indent=2) + "\n")
 
@@ -615,16 +689,37 @@ class TestFleet:
     ) -> subprocess.CompletedProcess[str]:
         """Run ``argv`` inside the host's network namespace (as root, on this machine's filesystem)."""
         h = self._resolve(host)
-        return subprocess.run([system.ip_binary(), "netns", "exec", h.netns, *argv], input=input,
-                              capture_output=True, text=True, timeout=timeout, check=False)
+        return subprocess.run(
+            [system.ip_binary(), "netns", "exec", h.netns, *argv],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
 
     def ssh_argv(self, host: FleetHost | str, *command: str) -> list[str]:
         """An OpenSSH ``ssh`` command line that logs into the host with strict host key checking."""
         h = self._resolve(host)
-        return ["ssh", "-F", "/dev/null", "-i", str(self.client_key_path),
-                "-o", f"UserKnownHostsFile={self.known_hosts_path}", "-o", "StrictHostKeyChecking=yes",
-                "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "IdentitiesOnly=yes",
-                f"{self.user}@{h.address}", *command]
+        return [
+            "ssh",
+            "-F",
+            "/dev/null",
+            "-i",
+            str(self.client_key_path),
+            "-o",
+            f"UserKnownHostsFile={self.known_hosts_path}",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=10",
+            "-o",
+            "IdentitiesOnly=yes",
+            f"{self.user}@{h.address}",
+            *command,
+        ]
 
     # --- fault hooks (issue 6) ---
 
@@ -686,8 +781,13 @@ class TestFleet:
         h = self._resolve(host)
         text = sshd_config_text(h, self.authorized_keys_path, self.user, self._sshd_version)
         h.sshd_config_path.write_text("".join(f"{line}\n" for line in extra) + text)
-        check = subprocess.run([SSHD, "-t", "-f", str(h.sshd_config_path)], capture_output=True, text=True,
-                               timeout=30, check=False)
+        check = subprocess.run(
+            [SSHD, "-t", "-f", str(h.sshd_config_path)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
         if check.returncode != 0:
             raise FleetError(f"sshd rejects the extra configuration for {h.name}: {check.stderr.strip()}")
         self.stop_sshd(h)
@@ -724,14 +824,36 @@ class TestFleet:
     def slow_link(self, host: FleetHost | str, rate: str = "64kbit") -> None:
         """Limit what the host sends to ``rate`` (a token bucket on its side of the veth)."""
         h = self._resolve(host)
-        subprocess.run([system.ip_binary(), "netns", "exec", h.netns, "tc", "qdisc", "replace", "dev", "eth0",
-                        "root", "tbf", "rate", rate, "burst", "1600", "latency", "10s"],
-                       check=True, capture_output=True, timeout=10)
+        subprocess.run(
+            [
+                system.ip_binary(),
+                "netns",
+                "exec",
+                h.netns,
+                "tc",
+                "qdisc",
+                "replace",
+                "dev",
+                "eth0",
+                "root",
+                "tbf",
+                "rate",
+                rate,
+                "burst",
+                "1600",
+                "latency",
+                "10s",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=10,
+        )
 
     # --- reset generators ---
 
-    def _spawn(self, host: FleetHost, role: str, args: Sequence[str],
-               user: str | None) -> tuple[subprocess.Popen[bytes], Path]:
+    def _spawn(
+        self, host: FleetHost, role: str, args: Sequence[str], user: str | None
+    ) -> tuple[subprocess.Popen[bytes], Path]:
         self._load_seq += 1
         err_path = self.dir / "load" / f"{host.name}-{role}-{self._load_seq}.err"
         script = script_path(role)
@@ -739,21 +861,46 @@ class TestFleet:
         prefix: list[str] = []
         if user is not None:  # run as another user: it must be able to run python and read the script
             entry = pwd.getpwnam(user)
-            python = next((p for p in (sys.executable, "/usr/bin/python3") if _others_can(Path(p), 0o001)),
-                          "")
+            python = next(
+                (p for p in (sys.executable, "/usr/bin/python3") if _others_can(Path(p), 0o001)), ""
+            )
             if not python or not _others_can(script, 0o004):
                 raise FleetError(f"{user} cannot run {sys.executable} or read {script} (not world-readable)")
-            prefix = [shutil.which("setpriv") or "/usr/bin/setpriv", f"--reuid={entry.pw_uid}",
-                      f"--regid={entry.pw_gid}", "--init-groups", "--"]
-        argv = [system.ip_binary(), "netns", "exec", host.netns, *prefix, python, "-I", "-S", str(script),
-                *args, "--tag", self.tag]
+            prefix = [
+                shutil.which("setpriv") or "/usr/bin/setpriv",
+                f"--reuid={entry.pw_uid}",
+                f"--regid={entry.pw_gid}",
+                "--init-groups",
+                "--",
+            ]
+        argv = [
+            system.ip_binary(),
+            "netns",
+            "exec",
+            host.netns,
+            *prefix,
+            python,
+            "-I",
+            "-S",
+            str(script),
+            *args,
+            "--tag",
+            self.tag,
+        ]
         with open(err_path, "wb") as err:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, start_new_session=True
+            )
         return proc, err_path
 
-    def _start_load(self, host: FleetHost | str, kind: str, parts: Sequence[tuple[str, list[str]]],
-                    duration: float, user: str | None) -> LoadHandle:
+    def _start_load(
+        self,
+        host: FleetHost | str,
+        kind: str,
+        parts: Sequence[tuple[str, list[str]]],
+        duration: float,
+        user: str | None,
+    ) -> LoadHandle:
         if self._closed or not self.hosts:
             raise FleetError("the fleet is not up")
         if not 0 < duration <= MAX_DURATION_S:
@@ -773,8 +920,15 @@ class TestFleet:
             raise
         return handle
 
-    def closed_port_storm(self, host: FleetHost | str, rate: float = 100, duration: float = 10,
-                          port: int | None = None, *, user: str | None = None) -> LoadHandle:
+    def closed_port_storm(
+        self,
+        host: FleetHost | str,
+        rate: float = 100,
+        duration: float = 10,
+        port: int | None = None,
+        *,
+        user: str | None = None,
+    ) -> LoadHandle:
         """connect() ``rate`` times a second to a closed port of 127.0.0.1 in the host for ``duration`` s.
 
         AttemptFails and OutRsts rise by about ``rate`` per second on that host only. With
@@ -785,33 +939,68 @@ class TestFleet:
         args = ["--port", str(port or 0), "--rate", str(rate), "--duration", str(duration)]
         return self._start_load(host, "closed-port-storm", [("closed-port-storm", args)], duration, user)
 
-    def aborting_server(self, host: FleetHost | str, port: int = 9400, rate: float = 100,
-                        duration: float = 10, *, user: str | None = None) -> LoadHandle:
+    def aborting_server(
+        self,
+        host: FleetHost | str,
+        port: int = 9400,
+        rate: float = 100,
+        duration: float = 10,
+        *,
+        user: str | None = None,
+    ) -> LoadHandle:
         """A server on 127.0.0.1:``port`` that aborts every connection (SO_LINGER {1,0}), and a client
         hitting it ``rate`` times a second: EstabResets, OutRsts and TCPAbortOnData rise.
 
         ``handle.pid`` is the server's pid (process name ``aborting-server``), ``handle.client_pid``
         the client's (``abort-client``).
         """
-        return self._start_load(host, "aborting-server", [
-            # servers outlive their clients by half a second, so the last client finds them still there
-            ("aborting-server", ["--port", str(port), "--duration", str(duration + 0.5),
-                                 "--max-accepts", str(int(rate * duration) + 1000)]),
-            ("aborting-client", ["--port", str(port), "--rate", str(rate), "--duration", str(duration)]),
-        ], duration, user)
+        return self._start_load(
+            host,
+            "aborting-server",
+            [
+                # servers outlive their clients by half a second, so the last client finds them still there
+                (
+                    "aborting-server",
+                    [
+                        "--port",
+                        str(port),
+                        "--duration",
+                        str(duration + 0.5),
+                        "--max-accepts",
+                        str(int(rate * duration) + 1000),
+                    ],
+                ),
+                ("aborting-client", ["--port", str(port), "--rate", str(rate), "--duration", str(duration)]),
+            ],
+            duration,
+            user,
+        )
 
-    def listen_queue_flood(self, host: FleetHost | str, port: int = 9401, duration: float = 10,
-                           rate: float = 200, *, user: str | None = None) -> LoadHandle:
+    def listen_queue_flood(
+        self,
+        host: FleetHost | str,
+        port: int = 9401,
+        duration: float = 10,
+        rate: float = 200,
+        *,
+        user: str | None = None,
+    ) -> LoadHandle:
         """A listener on 127.0.0.1:``port`` with backlog 1 that never accepts, flooded with ``rate``
         non-blocking connects a second: ListenOverflows and ListenDrops rise.
 
         ``handle.pid`` is the listener's pid (process name ``stuck-listener``), ``handle.client_pid``
         the flooder's (``listen-flooder``).
         """
-        return self._start_load(host, "listen-queue-flood", [
-            ("stuck-listener", ["--port", str(port), "--duration", str(duration + 0.5)]),
-            ("listen-flooder", ["--port", str(port), "--rate", str(rate), "--duration", str(duration)]),
-        ], duration, user)
+        return self._start_load(
+            host,
+            "listen-queue-flood",
+            [
+                ("stuck-listener", ["--port", str(port), "--duration", str(duration + 0.5)]),
+                ("listen-flooder", ["--port", str(port), "--rate", str(rate), "--duration", str(duration)]),
+            ],
+            duration,
+            user,
+        )
 
     def load_handles(self) -> list[LoadHandle]:
         return list(self._loads)
@@ -917,8 +1106,10 @@ class LoadHandle:
                 chunk = os.read(fd, 4096)
                 if not chunk:
                     proc.wait(timeout=5)
-                    raise FleetError(f"{role} on {self.host.name} exited with status {proc.returncode} "
-                                     f"before it ran: {self._stderr(role) or 'no message'}")
+                    raise FleetError(
+                        f"{role} on {self.host.name} exited with status {proc.returncode} "
+                        f"before it ran: {self._stderr(role) or 'no message'}"
+                    )
                 self._buffers[role] += chunk
         line, _, rest = self._buffers[role].partition(b"\n")
         self._buffers[role] = rest

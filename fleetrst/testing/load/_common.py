@@ -25,8 +25,15 @@ def set_name(name: str) -> None:
         pass
 
 
-def begin(name: str, prog: str, argv: list[str] | None, *, port: int, rate: float | None = None,
-          extra: Sequence[tuple[str, int]] = ()) -> argparse.Namespace:
+def begin(
+    name: str,
+    prog: str,
+    argv: list[str] | None,
+    *,
+    port: int,
+    rate: float | None = None,
+    extra: Sequence[tuple[str, int]] = (),
+) -> argparse.Namespace:
     """Parse ``--port [--rate] --duration [extra int options] --tag``, take the process name ``name``,
     and bound ``args.duration`` to [0, MAX_DURATION_S] (and ``args.rate`` to [0.1, MAX_RATE])."""
     parser = argparse.ArgumentParser(prog=prog)
