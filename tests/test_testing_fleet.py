@@ -84,8 +84,9 @@ def wait_gone(pids: list[int], timeout: float = 3.0) -> list[int]:
 
 
 def ssh(fleet: TestFleet, host: FleetHost, command: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(fleet.ssh_argv(host, command), capture_output=True, text=True, timeout=30,
-                          check=False)
+    return subprocess.run(
+        fleet.ssh_argv(host, command), capture_output=True, text=True, timeout=30, check=False
+    )
 
 
 def netns_pids(netns: str) -> list[int]:
@@ -93,8 +94,14 @@ def netns_pids(netns: str) -> list[int]:
     return [int(p) for p in out.split()]
 
 
-ALL_RESET_COUNTERS = ("Tcp:AttemptFails", "Tcp:OutRsts", "Tcp:EstabResets", "TcpExt:TCPAbortOnData",
-                      "TcpExt:ListenOverflows", "TcpExt:ListenDrops")
+ALL_RESET_COUNTERS = (
+    "Tcp:AttemptFails",
+    "Tcp:OutRsts",
+    "Tcp:EstabResets",
+    "TcpExt:TCPAbortOnData",
+    "TcpExt:ListenOverflows",
+    "TcpExt:ListenDrops",
+)
 QUIET = dict.fromkeys(ALL_RESET_COUNTERS, 0)
 
 
@@ -125,8 +132,9 @@ def test_hosts_namespaces_and_addresses(fleet: TestFleet) -> None:
     assert len(inodes) == 3, "one network namespace per host"
     for name, values in snapshot_all(fleet).items():  # bringing the fleet up caused no reset anywhere
         assert {k: values[k] for k in ALL_RESET_COUNTERS} == QUIET, name
-    bridge_addr = subprocess.run(["ip", "-br", "-4", "addr", "show", fleet.bridge], capture_output=True,
-                                 text=True, check=True).stdout
+    bridge_addr = subprocess.run(
+        ["ip", "-br", "-4", "addr", "show", fleet.bridge], capture_output=True, text=True, check=True
+    ).stdout
     assert f"{fleet.gateway}/{fleet.subnet.prefixlen}" in bridge_addr
 
 
@@ -283,8 +291,9 @@ def test_teardown_leaves_nothing(fleet_support: None) -> None:
         fid, directory = fleet.id, fleet.dir
         assert _leftovers(fid)["links"] and len(_leftovers(fid)["netns"]) == 2
         storm = fleet.closed_port_storm("h001", rate=10, duration=600)
-        session = subprocess.Popen(fleet.ssh_argv("h002", "sleep 60"), stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
+        session = subprocess.Popen(
+            fleet.ssh_argv("h002", "sleep 60"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 10
         while len(netns_pids(fleet.hosts[1].netns)) < 3 and time.monotonic() < deadline:
             time.sleep(0.05)  # the listener, the session's sshd(s) and its shell
@@ -317,8 +326,9 @@ os.kill(os.getpid(), signal.SIGKILL)  # no teardown at all
 
 @pytest.mark.fleet
 def test_cleanup_stale_removes_a_crashed_fleet(fleet_support: None) -> None:
-    proc = subprocess.run([sys.executable, "-c", CRASHING_CREATOR], capture_output=True, text=True,
-                          timeout=60, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", CRASHING_CREATOR], capture_output=True, text=True, timeout=60, check=False
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     fid, directory, *pid_texts = proc.stdout.split()
     pids = [int(p) for p in pid_texts]
@@ -332,9 +342,25 @@ def test_cleanup_stale_removes_a_crashed_fleet(fleet_support: None) -> None:
 @pytest.mark.fleet
 def test_cli_up_prints_inventory_and_tears_down_on_sigterm(fleet_support: None, tmp_path: Path) -> None:
     workdir = tmp_path / "demo"
-    proc = subprocess.Popen([sys.executable, "-m", "fleetrst.testing", "up", "--hosts", "2", "--dir",
-                             str(workdir), "--group", "web=h002", "--storm", "h001:20"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fleetrst.testing",
+            "up",
+            "--hosts",
+            "2",
+            "--dir",
+            str(workdir),
+            "--group",
+            "web=h002",
+            "--storm",
+            "h001:20",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         inventory = Path(proc.stdout.readline().strip())
@@ -344,10 +370,26 @@ def test_cli_up_prints_inventory_and_tears_down_on_sigterm(fleet_support: None, 
         fid = json.loads((workdir / "fleet.json").read_text())["id"]
         assert len(_leftovers(fid)["netns"]) == 2
         login = subprocess.run(  # tmp_path is private (0700): the login user must not need to reach it
-            ["ssh", "-F", "/dev/null", "-i", str(workdir / "id_ed25519"), "-o",
-             f"UserKnownHostsFile={workdir / 'known_hosts'}", "-o", "StrictHostKeyChecking=yes", "-o",
-             "BatchMode=yes", f"{USER}@{doc['all']['children']['fleet']['hosts']['h002']['ansible_host']}",
-             "echo in"], capture_output=True, text=True, timeout=30, check=False)
+            [
+                "ssh",
+                "-F",
+                "/dev/null",
+                "-i",
+                str(workdir / "id_ed25519"),
+                "-o",
+                f"UserKnownHostsFile={workdir / 'known_hosts'}",
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "BatchMode=yes",
+                f"{USER}@{doc['all']['children']['fleet']['hosts']['h002']['ansible_host']}",
+                "echo in",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
         assert login.stdout == "in\n", login.stderr
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
@@ -376,8 +418,12 @@ time.sleep(60)
 @pytest.mark.fleet
 @pytest.mark.parametrize("how", ["exit", "sigterm"])
 def test_a_fleet_left_open_is_torn_down_at_exit_and_on_sigterm(fleet_support: None, how: str) -> None:
-    proc = subprocess.Popen([sys.executable, "-c", ABANDONING_CREATOR, how], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", ABANDONING_CREATOR, how],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         fid, directory = proc.stdout.readline().split()
