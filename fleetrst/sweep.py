@@ -234,7 +234,8 @@ class Sweep:
         connect_timeout = target.connection.connect_timeout or self.options.timeout_s
         for attempt in (1, 2):
             async with self._handshakes, self._per_address[target.connection.address]:
-                budget = min(connect_timeout, deadline - time.monotonic() - self.options.window_s)
+                sleeps = self.options.host_budget_s - self.options.timeout_s  # leave the host its sleeps
+                budget = min(connect_timeout, deadline - time.monotonic() - sleeps)
                 try:
                     return await transport.open(target, timeout=max(0.1, budget))
                 except TransportError as exc:
