@@ -10,8 +10,8 @@ and rewrites the last sample's boot_id, as a reboot would.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -73,8 +73,23 @@ exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"
 """
 
 
+def _peak_rss_kib(pid: int, done: threading.Event, seen: list[int]) -> None:
+    """Follow the process's VmHWM (its own peak RSS since exec) until it exits.
+
+    Not wait4's ru_maxrss: that also counts the pages a fork shares with its parent before exec, so
+    a child of a large pytest process would report pytest's size, not its own.
+    """
+    status = Path(f"/proc/{pid}/status")
+    while not done.is_set():
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            for line in status.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    seen.append(int(line.split()[1]))
+        time.sleep(0.02)
+
+
 def _sweep(inventory: Path, *extra: str) -> tuple[int, dict[str, Any], str, float, int]:
-    """Sweep in a child process: exit code, JSON, stderr, wall seconds, its peak RSS (KiB, wait4)."""
+    """Sweep in a child process: exit code, JSON, stderr, wall seconds, its peak RSS (KiB)."""
     argv = [
         sys.executable,
         "-m",
@@ -91,16 +106,17 @@ def _sweep(inventory: Path, *extra: str) -> tuple[int, dict[str, Any], str, floa
         *extra,
     ]
     start = time.monotonic()
+    done, seen = threading.Event(), [0]
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err)
-        assert proc.stdout is not None
-        out = proc.stdout.read()
-        proc.stdout.close()
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        watcher = threading.Thread(target=_peak_rss_kib, args=(proc.pid, done, seen))
+        watcher.start()
+        out, _ = proc.communicate(timeout=120)
+        done.set()
+        watcher.join()
         wall = time.monotonic() - start
         err.seek(0)
-        return proc.returncode, json.loads(out), err.read().decode(), wall, usage.ru_maxrss
+        return proc.returncode, json.loads(out), err.read().decode(), wall, max(seen)
 
 
 @pytest.fixture(scope="module")
