@@ -8,15 +8,32 @@ the host is first seen; a child that is also an ancestor is a loop and an error.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from .addresses import LOCALHOST_NAMES
 
 
 class BuildError(ValueError):
     """An inconsistency found while adding groups, hosts or variables (the parser adds file:line)."""
+
+
+class _HasParents(Protocol):
+    @property
+    def parents(self) -> Iterable[str]: ...
+
+
+def ancestors(groups: Mapping[str, _HasParents], name: str) -> set[str]:
+    """Every group above ``name``: its parents, their parents, and so on."""
+    seen: set[str] = set()
+    todo = list(groups[name].parents)
+    while todo:
+        g = todo.pop()
+        if g not in seen:
+            seen.add(g)
+            todo.extend(groups[g].parents)
+    return seen
 
 
 @dataclass(frozen=True)
@@ -126,14 +143,7 @@ class InventoryBuilder:
         c.parents[parent] = None
 
     def _ancestors(self, name: str) -> set[str]:
-        seen: set[str] = set()
-        todo = list(self.groups[name].parents)
-        while todo:
-            g = todo.pop()
-            if g not in seen:
-                seen.add(g)
-                todo.extend(self.groups[g].parents)
-        return seen
+        return ancestors(self.groups, name)
 
     def reconcile(self) -> None:
         """Apply Ansible's end-of-parse rules: parentless groups under ``all``; fix ``ungrouped``."""

@@ -12,7 +12,7 @@ from ..model import ConnectionSettings, Target
 from . import output
 from .addresses import is_ip_address
 from .connection import ConnectionDefaults, SettingError, honoured_values, resolve_connection
-from .data import BuildError, Group, Host, InventoryBuilder
+from .data import BuildError, Group, Host, InventoryBuilder, ancestors
 from .errors import InventoryError
 from .patterns import PatternIndex, select
 from .sources import load_source
@@ -114,14 +114,7 @@ class Inventory:
 
     def _group_ancestors(self, name: str) -> frozenset[str]:
         if name not in self._ancestors:
-            found: set[str] = set()
-            todo = list(self.groups[name].parents)
-            while todo:
-                g = todo.pop()
-                if g not in found:
-                    found.add(g)
-                    todo.extend(self.groups[g].parents)
-            self._ancestors[name] = frozenset(found)
+            self._ancestors[name] = frozenset(ancestors(self.groups, name))
         return self._ancestors[name]
 
     def host_groups(self, host: Host) -> set[str]:

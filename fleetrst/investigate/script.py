@@ -161,20 +161,15 @@ emit() {{
 }}
 has() {{ command -v "$1" >/dev/null 2>&1; }}
 missing() {{ echo "$M step $1 missing $2"; echo "$M end"; }}
-step() {{
-  n=$1; cap=$2; p=$3; shift 3
+cutstep() {{
+  keep=$1; n=$2; cap=$3; p=$4; shift 4
   if ! has "$1"; then missing "$n" "$1"; return; fi
   E="$d/$n.e"; R="$d/$n.rc"; O="$d/$n.o"
-  {{ run "$p" "$@"; }} | head -c "$cap" >"$O"
+  {{ run "$p" "$@"; }} | "$keep" -c "$cap" >"$O"
   emit "$n" "$cap" show
 }}
-tailstep() {{
-  n=$1; cap=$2; p=$3; shift 3
-  if ! has "$1"; then missing "$n" "$1"; return; fi
-  E="$d/$n.e"; R="$d/$n.rc"; O="$d/$n.o"
-  {{ run "$p" "$@"; }} | tail -c "$cap" >"$O"
-  emit "$n" "$cap" show
-}}
+step() {{ cutstep head "$@"; }}      # keep the first CAP bytes
+tailstep() {{ cutstep tail "$@"; }}  # keep the last CAP bytes (logs: the newest lines)
 context() {{
   for f in {context_files}; do
     if [ -r "$f" ]; then printf '%s ' "$f"; tr '\n' ' ' <"$f"; echo; fi

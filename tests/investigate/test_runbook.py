@@ -55,7 +55,10 @@ def test_only_validated_values_reach_the_shell() -> None:
 def test_every_step_is_bounded_in_size_and_the_exec_cap_covers_them() -> None:
     plan = Plan(capture_s=3, save_pcap=True, logs=True)
     script = build_script(plan, NONCE)
-    assert script.count("head -c") + script.count("tail -c") >= 5  # every step goes through these
+    # every step goes through cutstep, which keeps at most CAP bytes (the first, or the last for logs)
+    assert '| "$keep" -c "$cap" >' in script
+    assert "step() { cutstep head " in script and "tailstep() { cutstep tail " in script
+    assert script.count("step ") >= 5
     assert "-c 1000" in script and "-s 128" in script, "the capture is bounded in packets and bytes"
     assert plan.max_output < DEFAULT_MAX_OUTPUT * 2
     assert Plan().max_output < 400 * 1024 and plan.max_output < 1024 * 1024
