@@ -16,7 +16,9 @@ Used by the tests, the demo in ``examples/demo-fleet`` and the benchmarks::
 from __future__ import annotations
 
 from ._system import FleetError, cleanup_stale
-from .fleet import USER, FleetHost, LoadHandle, TestFleet, ensure_user
+from .fleet import FleetHost, TestFleet
+from .loads import LoadHandle
+from .sshd import USER, ensure_user
 from .support import FleetSupportError, fleet_support_problems, require_fleet_support
 
 __all__ = [
