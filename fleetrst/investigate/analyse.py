@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .classify import Facts, ListenerFact, RstSeen, classify
+from .classify import Cause, Facts, ListenerFact, RstSeen, classify
 from .errors import InvestigateParseError
 from .lsof import LsofRow, parse_lsof
 from .script import Plan, RunbookOutput, StepOutput
@@ -194,7 +194,7 @@ def analyse(out: RunbookOutput, rates: Mapping[str, float], plan: Plan, view: Ho
     stuck = Counter(
         str(r.peer) for r in rows if r.state == "SYN-SENT" and not r.peer.address.startswith(("127.", "::1"))
     )
-    headline = _headline(causes, top, listeners)
+    headline = _headline(causes)
     if not out.complete:
         errors.append("the runbook did not finish (cut short by its deadline or output cap)")
     if out.fatal:
@@ -309,29 +309,24 @@ def _top_ports(rows: list[SocketRow], per_state: int = 3) -> list[dict[str, Any]
     return out
 
 
-def _headline(
-    causes: list[Any], top: list[dict[str, Any]], listeners: list[ListenerFact]
-) -> dict[str, Any] | None:
-    """The one port (and process) the table shows for the host."""
-    for cause in causes:
-        if cause.port is not None:
-            owner = cause.processes[0] if cause.processes else None
-            return {
-                "port": cause.port,
-                "pid": owner.pid if owner else None,
-                "command": owner.command if owner else None,
-                "why": cause.cause,
-            }
-    if top:
-        busiest = max(top, key=lambda t: t["count"])
-        if busiest["peer"]:
-            return {
-                "port": busiest["peer"][0]["port"],
-                "pid": None,
-                "command": None,
-                "why": f"{busiest['count']} sockets in {busiest['state']}",
-            }
-    return None
+def _headline(causes: list[Cause]) -> dict[str, Any] | None:
+    """The table's TOP PORT/PROCESS for the host: what the first cause's own evidence points at.
+
+    ``{"port", "peer", "pid", "command", "why"}``: a local port this host serves (and the process that
+    owns it), or the peer ``address:port`` that resets it; None when that evidence names nothing (an
+    unrelated port, such as a client's ephemeral one, is never put in its place).
+    """
+    top = causes[0].top if causes else None
+    if top is None:
+        return None
+    owner = top.processes[0] if top.processes else None
+    return {
+        "port": top.port,
+        "peer": top.peer,
+        "pid": owner.pid if owner else None,
+        "command": owner.command if owner else None,
+        "why": f"{causes[0].cause}: {top.why}",
+    }
 
 
 def _context(text: str) -> tuple[dict[str, Any], dict[str, str], str | None]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from fleetrst.investigate.classify import CAUSES, Facts, ListenerFact, RstSeen, classify
 from fleetrst.investigate.ss import Owner
 
@@ -127,3 +130,129 @@ def test_every_cause_has_words_for_the_on_call_engineer() -> None:
     for c in causes:
         doc = c.as_json()
         assert doc["summary"] and doc["next_step"] and "evidence" in doc
+
+
+# --- what each cause points at (Cause.top, the table's TOP PORT/PROCESS) ----------------------------
+
+
+def test_a_client_refused_by_its_peers_points_at_the_peer_not_at_its_ephemeral_ports() -> None:
+    facts = Facts(rsts=[RstSeen("received", 41000 + i, "10.231.0.7", 5432, 2) for i in range(5)])
+    (cause,) = classify({"resets_received": 80.0}, facts)
+    assert cause.port is None and cause.top is not None
+    assert (cause.top.port, cause.top.peer, cause.top.processes) == (None, "10.231.0.7:5432", ())
+    assert "10 RSTs received" in cause.top.why
+
+
+def test_a_closed_port_seen_in_the_capture_is_the_top_and_without_a_capture_nothing_is() -> None:
+    facts = Facts(rsts=[RstSeen("loopback", 46027, "127.0.0.1", 40000 + i, 1) for i in range(50)])
+    (cause,) = classify(CLOSED_PORT, facts)
+    assert cause.top is not None and (cause.top.port, cause.top.peer) == (46027, None)
+    assert "50 RSTs sent" in cause.top.why
+    (blind,) = classify({"resets_sent": 80.0}, Facts(listeners=[ListenerFact("10.0.0.2", 22, 0, 128)]))
+    assert blind.cause == "closed_port" and blind.top is None
+    assert "a capture (--capture 10s" in blind.next_step and "names the port" in blind.next_step
+
+
+def test_an_aborting_server_and_a_flooded_listener_point_at_their_port_and_process() -> None:
+    facts = Facts(
+        listeners=[ListenerFact("127.0.0.1", 9400, 0, 128, (SERVER,)), ListenerFact("10.0.0.2", 22, 0, 128)],
+        rsts=[RstSeen("loopback", 9400, "127.0.0.1", 50000 + i, 1) for i in range(30)],
+        session_port=22,
+    )
+    (cause,) = classify(LINGER_ABORT, facts)
+    assert cause.top is not None and (cause.top.port, cause.top.peer, cause.top.processes) == (
+        9400,
+        None,
+        (SERVER,),
+    )
+    facts = Facts(listeners=[ListenerFact("127.0.0.1", 9401, 2, 1, (STUCK,))], sysctls={"somaxconn": "4096"})
+    flood = classify(LISTEN_OVERFLOW, facts)[0]
+    assert flood.top is not None and (flood.top.port, flood.top.peer, flood.top.processes) == (
+        9401,
+        None,
+        (STUCK,),
+    )
+    assert "backlog of 1" in flood.top.why
+    assert classify(LISTEN_OVERFLOW, Facts())[0].top is None, "no listener seen full: nothing named"
+
+
+def test_peers_resetting_point_at_our_listener_as_server_or_at_the_peer_as_client() -> None:
+    rates = {"estab_resets": 30.0}
+    on_listener = Facts(
+        listeners=[ListenerFact("0.0.0.0", 9400, 0, 128, (SERVER,))],
+        rsts=[RstSeen("received", 9400, "10.0.0.9", 50000 + i, 3) for i in range(10)],
+    )
+    (cause,) = classify(rates, on_listener)
+    assert cause.top is not None and (cause.top.port, cause.top.peer, cause.top.processes) == (
+        9400,
+        None,
+        (SERVER,),
+    )
+    as_client = Facts(rsts=[RstSeen("received", 50000 + i, "fe80::1", 443, 1) for i in range(10)])
+    (cause,) = classify(rates, as_client)
+    assert cause.top is not None and (cause.top.port, cause.top.peer) == (None, "[fe80::1]:443")
+    (cause,) = classify(rates, Facts())
+    assert cause.top is None, "without a capture nothing names the peers"
+
+
+def test_causes_whose_evidence_names_nothing_have_no_top() -> None:
+    rates = {"estab_resets": 50.0, "challenge_acks": 40.0, "aborts_on_memory": 1.0}
+    causes = classify(rates, Facts(listeners=[ListenerFact("10.0.0.2", 22, 0, 128)], states={"SYN-RECV": 7}))
+    assert names(causes) == ["half_open", "memory_pressure"] and all(c.top is None for c in causes)
+
+
+def test_time_wait_assassination_points_at_the_end_the_rsts_name() -> None:
+    tw = [("TIME-WAIT", 5432, "10.0.0.9", 41000)]
+    rsts = [RstSeen("received", 5432, "10.0.0.9", 41000, 3)]
+    served = classify({}, Facts(sockets=tw, rsts=rsts, listeners=[ListenerFact("0.0.0.0", 5432, 0, 128)]))
+    assert served[0].top is not None and (served[0].top.port, served[0].top.peer) == (5432, None)
+    tw = [("TIME-WAIT", 41000, "10.0.0.9", 5432)]
+    rsts = [RstSeen("received", 41000, "10.0.0.9", 5432, 3)]
+    dialled = classify({}, Facts(sockets=tw, rsts=rsts))
+    assert dialled[0].top is not None and (dialled[0].top.port, dialled[0].top.peer) == (
+        None,
+        "10.0.0.9:5432",
+    )
+
+
+_ports = st.sampled_from([22, 5432, 9400, 41000, 53460])
+_rsts = st.lists(
+    st.builds(
+        RstSeen,
+        st.sampled_from(["sent", "received", "loopback"]),
+        _ports,
+        st.sampled_from(["127.0.0.1", "10.0.0.9"]),
+        _ports,
+        st.integers(1, 5),
+    ),
+    max_size=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            ["resets_received", "resets_sent", "estab_resets", "aborts_on_data", "listen_overflows"]
+        ),
+        st.floats(0, 200),
+    ),
+    st.none() | _rsts,
+    st.lists(_ports, max_size=2),
+)
+def test_a_top_names_only_a_served_port_or_a_resetting_peer(
+    rates: dict[str, float], rsts: list[RstSeen] | None, listening: list[int]
+) -> None:
+    facts = Facts(rsts=rsts, listeners=[ListenerFact("0.0.0.0", p, 0, 128) for p in listening])
+    sent_from = {r.local_port for r in rsts or () if r.direction in ("sent", "loopback")}
+    peers = {f"{r.peer_address}:{r.peer_port}" for r in rsts or () if r.direction != "sent"}
+    for cause in classify(rates, facts):
+        top = cause.top
+        if top is None:
+            continue
+        assert (top.port is None) != (top.peer is None), top
+        assert top.why
+        if top.port is not None:  # a listener, or the closed port the host's own RSTs come from
+            assert top.port in set(listening) | sent_from, top
+        else:  # the peer the capture saw resetting this host
+            assert top.peer in peers, top
