@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .errors import EXIT_CRITICAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNKNOWN, EXIT_WARNING
+
 # --- what a host is and how to reach it -------------------------------------------------------------
 
 ConnectionKind = Literal["ssh", "paramiko", "local"]
@@ -92,8 +94,24 @@ class Rates:
 Level = Literal["ok", "warning", "critical"]
 Status = Literal["ok", "warning", "critical", "unreachable", "error", "interrupted"]
 
+# Every status, in the order of the JSON summary, the history's columns and the Prometheus samples.
+STATUSES: tuple[Status, ...] = ("ok", "warning", "critical", "unreachable", "error", "interrupted")
 # Worst first: the order of the fleet table and of exit-code precedence.
 STATUS_ORDER: tuple[Status, ...] = ("critical", "warning", "error", "unreachable", "interrupted", "ok")
+# The statuses of a host that was measured (it has rates), and of one that tripped.
+MEASURED: frozenset[Status] = frozenset({"ok", "warning", "critical"})
+TRIPPED: frozenset[Status] = frozenset({"warning", "critical"})
+NOT_MEASURED: frozenset[Status] = frozenset({"unreachable", "error", "interrupted"})
+
+# The headline rates: the reset rates every output shows, sums and records in columns of their own
+# (their kernel counters are in fleetrst.measure.counters.NAMED_RATES).
+HEADLINE_RATES: tuple[str, ...] = (
+    "resets_received",
+    "resets_sent",
+    "estab_resets",
+    "listen_overflows",
+    "listen_drops",
+)
 
 
 @dataclass(frozen=True)
@@ -186,3 +204,69 @@ class FleetReport:
 
     def count(self, status: Status) -> int:
         return sum(1 for h in self.hosts if h.status == status)
+
+    @property
+    def exit_code(self) -> int:
+        """Nagios-style: 2 some critical, 1 some warning, 3 some host not measured (and none warned),
+        0 all OK. A sweep stopped by SIGINT or SIGTERM exits 130 or 143, whatever the hosts showed."""
+        if self.interrupted_by:
+            return EXIT_INTERRUPTED.get(self.interrupted_by, 130)
+        statuses = {h.status for h in self.hosts}
+        if "critical" in statuses:
+            return EXIT_CRITICAL
+        if "warning" in statuses:
+            return EXIT_WARNING
+        if statuses & NOT_MEASURED:
+            return EXIT_UNKNOWN
+        return EXIT_OK
+
+
+# --- recorded audits (what the history store hands back) --------------------------------------------
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    """One recorded sweep."""
+
+    id: int
+    started_at: str
+    started_ts: float
+    duration_s: float
+    window_s: float
+    pattern: str
+    inventories: tuple[str, ...]
+    rules: str
+    exit_code: int
+    interrupted_by: str | None
+    counts: Mapping[str, int]  # hosts, ok, warning, critical, unreachable, error, interrupted
+
+
+@dataclass(frozen=True)
+class HostRow:
+    """One host in one recorded sweep. ``rates`` is None when the host was not measured; a rate not
+    in it was 0 (only non-zero rates are stored)."""
+
+    sweep_id: int
+    started_at: str
+    started_ts: float
+    host: str
+    groups: tuple[str, ...]
+    status: str
+    error: str | None
+    rates: Mapping[str, float] | None
+    tripped: tuple[Mapping[str, Any], ...] = ()
+    causes: tuple[str, ...] = ()
+
+    @property
+    def is_tripped(self) -> bool:
+        return self.status in TRIPPED
+
+    def rate(self, metric: str) -> float | None:
+        return None if self.rates is None else float(self.rates.get(metric, 0.0))
+
+    def tripped_text(self) -> str:
+        return "; ".join(
+            f"{t.get('metric')} {float(t.get('value') or 0):.1f}/s"
+            + (" (critical)" if t.get("level") == "critical" else "")
+            for t in self.tripped
+        )

@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from .counters import RebootedError, measure_rates
+from .measure.counters import RebootedError, measure_rates
+from .measure.probe import ProbeParseError, parse_probe_output, probe_command
+from .measure.rules import ThresholdError, effective_thresholds, judge, parse_threshold_overrides
 from .model import ErrorKind, FleetReport, HostResult, Rates, Status, Target, Threshold, Verdict
-from .probe import ProbeParseError, parse_probe_output, probe_command
-from .rules import ThresholdError, effective_thresholds, judge, parse_threshold_overrides
 from .transport import TransportSet
 from .transport.base import DEFAULT_MAX_OUTPUT, CommandTimeout, Session, TransportError
-from .transport.common import seconds
+from .units import seconds
 
 ResultCallback = Callable[[HostResult], None]
 

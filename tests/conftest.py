@@ -9,7 +9,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -76,3 +78,15 @@ def _private_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     base = tmp_path_factory.mktemp("xdg")
     monkeypatch.setenv("XDG_STATE_HOME", str(base / "state"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(base / "config"))
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    """An environment with no settings of the user's: XDG dirs and HOME inside tmp_path."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLEETRST_", "ANSIBLE_", "XDG_"))}
+    home = tmp_path / "home"
+    home.mkdir()
+    env.update(
+        HOME=str(home), XDG_STATE_HOME=str(tmp_path / "state"), XDG_CONFIG_HOME=str(tmp_path / "config")
+    )
+    return env

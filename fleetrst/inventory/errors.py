@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ..errors import UsageError
 
-class InventoryError(Exception):
+
+class InventoryError(UsageError):
     """A source could not be read or understood. ``str()`` is one line: ``path:line: what is wrong``.
 
     ``PatternError`` is a subclass, so catching ``InventoryError`` catches every error of this layer.
@@ -13,7 +15,7 @@ class InventoryError(Exception):
         self.message = " ".join(message.split())  # always one line
         self.path = path
         self.line = line
-        super().__init__(str(self))
+        super().__init__(str(self))  # a usage error: exit 64
 
     def __str__(self) -> str:
         if self.path is None:

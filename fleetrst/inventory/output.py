@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -95,3 +96,73 @@ def graph(inv: Inventory, group: str = "all", show_vars: bool = False) -> str:
 
     walk(group, 0)
     return "\n".join(lines)
+
+
+def render_inventory(
+    inv: Inventory, *, graph: str | None, host: str | None, graph_vars: bool, as_yaml: bool
+) -> str:
+    """``ansible-inventory --graph [GROUP] [--vars]``, ``--list`` or ``--host HOST``, JSON or YAML."""
+    import yaml
+
+    if graph is not None:
+        return inv.graph(graph, vars=graph_vars)
+    if as_yaml:
+        layout = host_vars(inv, host) if host else _yaml_layout(inv)
+        return yaml.dump(layout, Dumper=_dumper(), default_flow_style=False, allow_unicode=True).rstrip("\n")
+    data: dict[str, Any] = inv.host_json(host) if host else inv.list_json()
+    return json.dumps(data, sort_keys=True, indent=4)
+
+
+def _yaml_layout(inv: Inventory) -> dict[str, Any]:
+    """``ansible-inventory --list --yaml``: groups nest their children and hold their hosts' vars.
+
+    As in Ansible, a host's variables are written under the first group that lists it only, and
+    empty groups are left out.
+    """
+    seen_groups: set[str] = set()
+    seen_hosts: set[str] = set()
+
+    def group(name: str) -> dict[str, Any]:
+        node = inv.groups[name]
+        body: dict[str, Any] = {}
+        children: dict[str, Any] = {}
+        for child in node.children:
+            if child in seen_groups:
+                children[child] = {}
+            else:
+                children.update(group(child))
+                seen_groups.add(child)
+        if children:
+            body["children"] = children
+        hosts: dict[str, Any] = {}
+        for host in node.hosts if name != "all" else ():
+            hosts[host] = {} if host in seen_hosts else inv.output_host_vars(inv.hosts[host])
+            seen_hosts.add(host)
+        if hosts:
+            body["hosts"] = hosts
+        return {name: body} if body else {}
+
+    return group("all") or {"all": {}}
+
+
+def _dumper() -> type[Any]:
+    import yaml
+
+    from .values import UnsafeText, VaultValue
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    def represent_vault(dumper: yaml.SafeDumper, value: VaultValue) -> yaml.Node:
+        return dumper.represent_scalar("!vault", value.ciphertext, style="|")
+
+    def represent_text(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+        return dumper.represent_str(str(value))
+
+    def represent_dict(dumper: yaml.SafeDumper, value: dict[Any, Any]) -> yaml.Node:
+        return dumper.represent_dict(dict(value))
+
+    Dumper.add_representer(VaultValue, represent_vault)
+    Dumper.add_representer(UnsafeText, represent_text)
+    Dumper.add_multi_representer(dict, represent_dict)
+    return Dumper

@@ -7,7 +7,8 @@ optional RST capture, context and logs — and the likely causes, each with its 
 - ``classify``: the cause classifier (pure).
 - ``analyse``: the runbook's output to the JSON ``investigation`` (pure).
 - ``correlate``: what several hosts show together (pure).
-- ``runner``: the ``Investigator`` the sweep calls; ``cli``: its flags and ``fleetrst investigate``.
+- ``runner``: the ``Investigator`` the sweep calls (its flags and ``fleetrst investigate`` are in
+  ``fleetrst.cli.investigate``, its report in ``fleetrst.render.investigation``).
 """
 
 from __future__ import annotations

@@ -20,15 +20,16 @@ import asyncssh
 from asyncssh.public_key import load_default_keypairs
 
 from ..model import ConnectionSettings, Target
+from ..units import seconds
 from .base import (
     DEFAULT_MAX_OUTPUT,
     AuthError,
     CommandFailed,
     CommandTimeout,
-    ConfigError,
     ConnectionLost,
     ExecResult,
     HostKeyError,
+    SettingsError,
     TransportError,
     Unreachable,
 )
@@ -39,7 +40,6 @@ from .common import (
     known_hosts_files,
     read_capped,
     read_text_files,
-    seconds,
 )
 from .known_hosts import NewHostKeys
 
@@ -261,7 +261,7 @@ class AsyncsshTransport:
             ) from exc
         except OSError as exc:
             if exc.filename:  # a file the connection needed (a key, a config's known_hosts), not the network
-                raise ConfigError(f"cannot read {exc.filename}: {exc.strerror}") from exc
+                raise SettingsError(f"cannot read {exc.filename}: {exc.strerror}") from exc
             raise classify_os_error(exc, settings.address, port) from exc
         except (asyncssh.Error, ValueError) as exc:
             raise TransportError(f"ssh connection failed: {exc}") from exc

@@ -68,7 +68,9 @@ class OutputTooLarge(TransportError):
     kind = "output_cap"
 
 
-class ConfigError(TransportError):
+class SettingsError(TransportError):
+    """A connection setting that cannot be used (a key file that cannot be read, ...)."""
+
     kind = "config"
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..model import ConnectionSettings
+from ..units import human_bytes
 from .base import OutputTooLarge, TransportError, Unreachable
 
 GLOBAL_KNOWN_HOSTS = Path("/etc/ssh/ssh_known_hosts")
@@ -62,11 +63,6 @@ def classify_os_error(exc: OSError, address: str, port: int) -> TransportError:
     return Unreachable(f"cannot connect to {where}: {exc.strerror or exc}", "refused")
 
 
-def seconds(value: float) -> str:
-    """A duration for a message: ``10s``, ``2.5s`` (never ``1.99999s``)."""
-    return f"{round(value, 1):g}s"
-
-
 def decode_output(data: bytes) -> str:
     """Host output as text: invalid UTF-8 is replaced, never an exception."""
     return data.decode("utf-8", errors="replace")
@@ -78,14 +74,6 @@ STDERR_KEEP = 64 * 1024  # stderr beyond this is read and dropped
 
 class ByteStream(Protocol):
     def read(self, n: int = ..., /) -> Awaitable[bytes]: ...
-
-
-def human_bytes(n: int) -> str:
-    if n >= 1 << 20 and n % (1 << 20) == 0:
-        return f"{n >> 20} MiB"
-    if n >= 1 << 10 and n % (1 << 10) == 0:
-        return f"{n >> 10} KiB"
-    return f"{n} bytes"
 
 
 async def read_capped(stream: ByteStream, limit: int, *, fail: bool) -> bytes:

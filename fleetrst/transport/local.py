@@ -8,8 +8,9 @@ import os
 import signal
 
 from ..model import Target
+from ..units import seconds
 from .base import DEFAULT_MAX_OUTPUT, CommandTimeout, ExecResult, TransportError
-from .common import STDERR_KEEP, decode_output, read_capped, seconds
+from .common import STDERR_KEEP, decode_output, read_capped
 
 
 class LocalSession:

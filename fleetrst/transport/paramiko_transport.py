@@ -21,6 +21,7 @@ from typing import TypeVar
 import paramiko
 
 from ..model import ConnectionSettings, Target
+from ..units import human_bytes, seconds
 from .base import (
     DEFAULT_MAX_OUTPUT,
     AuthError,
@@ -37,9 +38,7 @@ from .common import (
     STDERR_KEEP,
     classify_os_error,
     decode_output,
-    human_bytes,
     known_hosts_files,
-    seconds,
 )
 from .known_hosts import NewHostKeys, known_hosts_name
 

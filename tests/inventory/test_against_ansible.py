@@ -10,8 +10,11 @@ from typing import Any
 
 import pytest
 
+from fleetrst.cli.context import Context
+from fleetrst.cli.inventory import add_arguments as add_inventory_arguments
+from fleetrst.cli.inventory import run as run_inventory
 from fleetrst.inventory import load_inventory
-from fleetrst.inventory.cli import add_inventory_arguments, run_inventory
+from fleetrst.settings import Resolved
 
 from .conftest import ansible_inventory, ansible_list, corpus
 
@@ -85,7 +88,7 @@ def test_host_equals_ansible_inventory_host(case: str) -> None:
 def _cli(*argv: str, capsys: pytest.CaptureFixture[str]) -> str:
     parser = argparse.ArgumentParser()
     add_inventory_arguments(parser)
-    assert run_inventory(parser.parse_args(list(argv))) == 0
+    assert run_inventory(parser.parse_args(list(argv)), Context(Resolved({}, []))) == 0
     return capsys.readouterr().out
 
 

@@ -20,7 +20,8 @@ from fleetrst.investigate.errors import InvestigateParseError
 from fleetrst.investigate.runner import InvestigateOptions, RunbookInvestigator, pcap_file_name
 from fleetrst.investigate.script import Plan, build_script, parse_runbook_output
 from fleetrst.model import ConnectionSettings, FleetReport, HostResult, Rates, Target, Trip, Verdict
-from fleetrst.report import render_json, render_table
+from fleetrst.render.fleet import render_table
+from fleetrst.render.schema import render_json
 from fleetrst.transport.base import DEFAULT_MAX_OUTPUT, CommandTimeout, ExecResult
 
 FIXTURES = Path(__file__).parent / "fixtures"

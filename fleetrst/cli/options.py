@@ -1,0 +1,239 @@
+"""What several commands share on the command line: the parser class, argument types, and the flag
+groups of the commands that sweep (``sweep``, ``investigate``): the host selection, timing, connection
+and thresholds, and turning them into targets. A flag is defined here once, whoever uses it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from ..errors import EXIT_USAGE, UsageError
+from ..model import ConnectionSettings, Target
+from ..units import parse_duration as _parse_duration
+
+EXIT_CODES_TEXT = (
+    "Exit codes: 0 all OK, 1 some WARNING, 2 some CRITICAL, 3 UNKNOWN (a host could not be "
+    "measured and none warned), 64 usage or configuration error."
+)
+
+
+def duration_arg(maximum: float = 3600.0, *, allow_zero: bool = False) -> Callable[[str], float]:
+    """An argparse type: ``10``, ``10s``, ``1m``, ``500ms``, ``7d`` → seconds, within bounds."""
+
+    def parse(text: str) -> float:
+        try:
+            return _parse_duration(text, maximum=maximum, allow_zero=allow_zero)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
+parse_duration = duration_arg()  # the sweep's durations: more than 0, at most an hour
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def metric_arg(text: str) -> str:
+    """An argparse type: a named rate (``resets_sent``) or a kernel counter (``OutRsts``)."""
+    from ..measure.rules import is_metric
+
+    if not is_metric(text):
+        raise argparse.ArgumentTypeError(f"unknown metric {text!r} (e.g. resets_sent, estab_resets, OutRsts)")
+    return text
+
+
+def add_db_argument(parser: argparse.ArgumentParser) -> None:
+    """--db for the commands that read the history (sweep has its own, with its audit flags)."""
+    parser.add_argument("--db", default=None, metavar="PATH", help="the history database (default: as sweep)")
+
+
+def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
+    """PATTERN, -i and -l, as for Ansible."""
+    parser.add_argument(
+        "pattern",
+        nargs="?",
+        default="all",
+        help="Ansible host pattern: all, a group, a host, web:&prod, web:!db, ~regex, g[0:2] (default: all)",
+    )
+    parser.add_argument(
+        "-i",
+        "--inventory",
+        action="append",
+        default=[],
+        metavar="INVENTORY",
+        help="inventory file or directory, as for Ansible; may be given several times",
+    )
+    parser.add_argument(
+        "-l",
+        "--limit",
+        action="append",
+        default=[],
+        metavar="SUBSET",
+        help="further limit the selected hosts with a pattern, or @FILE with one "
+        "pattern a line; may be given several times",
+    )
+
+
+def add_timing_arguments(
+    parser: argparse.ArgumentParser, *, window_default: float
+) -> argparse._ArgumentGroup:
+    """--window, --timeout and -f/--forks; returns the group so that a command can add to it."""
+    timing = parser.add_argument_group("timing")
+    timing.add_argument(
+        "--window",
+        type=parse_duration,
+        default=window_default,
+        metavar="DURATION",
+        help=f"time between the two readings, slept on the host (default: {window_default:g}s)",
+    )
+    timing.add_argument(
+        "--timeout",
+        type=parse_duration,
+        default=10.0,
+        metavar="DURATION",
+        help="a host's allowance beyond the window: connect, run and read within "
+        "window + timeout or it is reported as timed out (default: 10s)",
+    )
+    timing.add_argument(
+        "-f",
+        "--forks",
+        type=positive_int,
+        default=500,
+        metavar="N",
+        help="hosts in flight at once (default: 500)",
+    )
+    return timing
+
+
+def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    """-c, -u, --private-key, -b, --become-user, --known-hosts, --host-key-checking."""
+    conn = parser.add_argument_group("connection (inventory variables win over these, as in Ansible)")
+    conn.add_argument(
+        "-c",
+        "--connection",
+        choices=("ssh", "paramiko", "local"),
+        default=None,
+        help="connection type: ssh (asyncssh, the default), paramiko, or local",
+    )
+    conn.add_argument("-u", "--user", default=None, help="connect as this user")
+    conn.add_argument(
+        "--private-key",
+        "--key-file",
+        dest="private_key",
+        default=None,
+        metavar="FILE",
+        help="use this private key file",
+    )
+    conn.add_argument(
+        "-b",
+        "--become",
+        action="store_true",
+        default=None,
+        help="run privileged steps through sudo -n (never prompts)",
+    )
+    conn.add_argument("--become-user", default=None, metavar="USER", help="sudo to this user (default: root)")
+    conn.add_argument(
+        "--known-hosts",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="also trust the host keys in FILE (besides ~/.ssh/known_hosts)",
+    )
+    conn.add_argument(
+        "--host-key-checking",
+        choices=("yes", "no", "accept-new"),
+        default=None,
+        help="yes (default): refuse unknown or changed host keys; accept-new: trust "
+        "and record unknown ones, refuse changed ones; no: check nothing",
+    )
+
+
+def add_threshold_arguments(parser: argparse.ArgumentParser) -> None:
+    """--warn and --crit, as METRIC=RATE, several times."""
+    judge = parser.add_argument_group("thresholds")
+    judge.add_argument(
+        "--warn",
+        action="append",
+        default=[],
+        metavar="METRIC=RATE",
+        help="warning level for a metric in events/s, e.g. resets_sent=20; beats the "
+        "inventory's fleetrst_thresholds",
+    )
+    judge.add_argument(
+        "--crit",
+        action="append",
+        default=[],
+        metavar="METRIC=RATE",
+        help="critical level for a metric in events/s, e.g. resets_sent=100",
+    )
+
+
+def thresholds(args: argparse.Namespace) -> tuple[dict[str, float], dict[str, float]]:
+    """The --warn and --crit limits, checked: (warn, crit). Raises UsageError."""
+    from ..measure.rules import ThresholdError, parse_cli_threshold
+
+    try:
+        warn = dict(parse_cli_threshold(item) for item in args.warn)
+        crit = dict(parse_cli_threshold(item) for item in args.crit)
+    except ThresholdError as exc:
+        raise UsageError(str(exc)) from exc
+    return warn, crit
+
+
+def _local_target() -> Target:
+    return Target(
+        name="localhost", groups=(), connection=ConnectionSettings(address="localhost", connection="local")
+    )
+
+
+def select_targets(args: argparse.Namespace) -> tuple[list[Target], list[str]]:
+    """The targets, and their names for --list-hosts. Raises InventoryError/UsageError."""
+    from fnmatch import fnmatchcase
+
+    from ..inventory import ConnectionDefaults, load_inventory
+
+    if not args.inventory:
+        if args.limit or not (args.pattern == "all" or fnmatchcase("localhost", args.pattern)):
+            raise UsageError(
+                f"no inventory given (-i), so only this machine (localhost) can be swept; "
+                f"pattern {args.pattern!r} does not select it"
+            )
+        return [_local_target()], ["localhost"]
+    inventory = load_inventory(args.inventory)
+    names = inventory.select(args.pattern, limit=args.limit or None)
+    if not names:
+        where = f"pattern {args.pattern!r}" + (f" with limit {', '.join(args.limit)!r}" if args.limit else "")
+        raise UsageError(f"{where} matches no host in {', '.join(args.inventory)}")
+    defaults = ConnectionDefaults(
+        user=args.user,
+        private_key=args.private_key,
+        connection=args.connection,
+        become=args.become,
+        become_user=args.become_user,
+        known_hosts=tuple(args.known_hosts),
+        host_key_checking=args.host_key_checking,
+        connect_timeout=None,
+    )
+    return inventory.targets(names, defaults), names
+
+
+def report_labels(args: argparse.Namespace) -> dict[str, Any]:
+    """What a fleet report records of the selection: the pattern, the limit and the inventories."""
+    return {"pattern": args.pattern, "limit": ",".join(args.limit) or None, "inventories": args.inventory}

@@ -1,0 +1,77 @@
+"""Helpers for the tests: fleet reports built as values, and the CLI run as its own process with
+its settings, state and config directories kept inside the test's temporary directory."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from fleetrst.model import HEADLINE_RATES, FleetReport, HostResult, Rates, Status, Trip
+
+RATE_NAMES = HEADLINE_RATES
+
+
+def host(
+    name: str,
+    status: Status = "ok",
+    *,
+    sent: float = 0.0,
+    received: float | None = None,
+    groups: Sequence[str] = ("fleet",),
+    investigation: dict[str, object] | None = None,
+    error: str | None = None,
+) -> HostResult:
+    """A host result as the sweep makes it; a warning/critical host trips resets_sent."""
+    if status in ("unreachable", "error", "interrupted"):
+        return HostResult(
+            name,
+            f"10.0.0.{len(name)}",
+            tuple(groups),
+            status,
+            error=error or "no route",
+            error_kind="timeout",
+        )
+    per_second = {m: 0.0 for m in RATE_NAMES}
+    per_second.update(
+        resets_sent=sent,
+        resets_received=sent if received is None else received,
+        OutRsts=sent,
+        AttemptFails=sent if received is None else received,
+    )
+    tripped: tuple[Trip, ...] = ()
+    if status == "warning":
+        tripped = (Trip("resets_sent", "warning", sent, 50.0),)
+    elif status == "critical":
+        tripped = (Trip("resets_sent", "critical", sent, 250.0),)
+    return HostResult(
+        name,
+        "10.0.0.1",
+        tuple(groups),
+        status,
+        rates=Rates(2.0, per_second),
+        tripped=tripped,
+        investigation=investigation,
+        elapsed_s=2.1,
+    )
+
+
+def report(
+    hosts: Sequence[HostResult], started_at: str = "2026-11-20T10:00:00+00:00", **kw: object
+) -> FleetReport:
+    return FleetReport(hosts=tuple(hosts), started_at=started_at, duration_s=2.2, window_s=2.0, **kw)  # type: ignore[arg-type]
+
+
+def run_cli(
+    *args: str, env: dict[str, str], cwd: Path, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fleetrst.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=cwd,
+        check=False,
+    )
