@@ -49,7 +49,15 @@ from .counters import (
     shown,
 )
 
-__all__ = ["FORMAT_VERSION", "MAX_SLEEP_S", "ProbeParseError", "parse_probe_output", "probe_command"]
+__all__ = [
+    "FORMAT_VERSION",
+    "MAX_SLEEP_S",
+    "ProbeParseError",
+    "WatchFrames",
+    "parse_probe_output",
+    "probe_command",
+    "watch_command",
+]
 
 FORMAT_VERSION = 2
 MAX_SLEEP_S = 3600.0
@@ -285,3 +293,73 @@ def parse_probe_output(text: str) -> list[Snapshot]:
             raise ProbeParseError(f"expected {expected!r}, got {shown(line)}")
         snapshots.append(_read_sample(reader, index, total))
     return snapshots
+
+
+# --- the watch loop: the same sample, streamed every few seconds over one exec ---------------------
+
+WATCH_HEADER = re.compile(r"@@fleetrst-watch v([0-9]{1,6}) sample ([0-9]{1,9})")
+MAX_WATCH_ROUNDS = 100_000  # the remote loop ends by itself after this many samples (the client restarts it)
+
+
+def watch_command(every_s: float, rounds: int = MAX_WATCH_ROUNDS) -> str:
+    """A remote loop that prints one framed sample every ``every_s`` seconds, ``rounds`` times at most.
+
+    It writes every round, so when the connection goes it dies of SIGPIPE on its next write (a channel
+    without a pty gets no SIGHUP), and the trap ends its sleep when the client signals it. Like the
+    probe it needs only a POSIX shell, ``cat`` and ``sleep``; the only values in it are numbers checked
+    here. A frame is the probe's sample under a watch header::
+
+        @@fleetrst-watch v2 sample 7
+        ...cat of the four files...
+        @@rc 0
+        @@end 7
+    """
+    every = _seconds(every_s, "the interval")
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or not 1 <= rounds <= MAX_WATCH_ROUNDS:
+        raise ValueError(f"rounds must be a whole number from 1 to {MAX_WATCH_ROUNDS}, got {rounds!r}")
+    return "; ".join(
+        [
+            _TRAP,
+            "i=0",
+            f"while [ $i -lt {rounds} ]; do "
+            f'echo "@@fleetrst-watch v{FORMAT_VERSION} sample $i"; '
+            f'cat {" ".join(FILES)} 2>&1; s=$?; echo; echo "@@rc $s"; echo "@@end $i"; '
+            f"sleep {every} & p=$!; wait $p; i=$((i + 1)); done",
+        ]
+    )
+
+
+class WatchFrames:
+    """The watch loop's output, fed line by line as it arrives; each complete frame comes out as a
+    snapshot. Text outside frames (a login banner) is ignored; a frame that cannot be parsed raises
+    :class:`ProbeParseError` naming the sample, and the next frame is read afresh. A frame is at most
+    ``max_lines`` lines (the four files are about 30): more is garbage, not a frame."""
+
+    def __init__(self, max_lines: int = 2000) -> None:
+        self.max_lines = max_lines
+        self._lines: list[str] | None = None
+        self._index = -1
+
+    def feed(self, line: str) -> tuple[int, Snapshot] | None:
+        """One line (without its newline); a ``(sample index, snapshot)`` when it ends a frame."""
+        line = line.rstrip("\r")
+        header = WATCH_HEADER.fullmatch(line)
+        if header:
+            if int(header.group(1)) != FORMAT_VERSION:
+                raise ProbeParseError(
+                    f"unsupported watch output format v{header.group(1)} (this fleetrst reads "
+                    f"v{FORMAT_VERSION})"
+                )
+            self._lines, self._index = [], int(header.group(2))
+            return None
+        if self._lines is None:
+            return None  # outside a frame
+        self._lines.append(line)
+        if len(self._lines) > self.max_lines:
+            self._lines = None
+            raise ProbeParseError(f"sample {self._index}: more than {self.max_lines} lines in one frame")
+        if not _END.fullmatch(line):
+            return None
+        lines, self._lines = self._lines, None
+        reader = _Reader("\n".join(lines) + "\n")
+        return self._index, _read_sample(reader, self._index, 2)

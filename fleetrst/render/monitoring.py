@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from ..errors import EXIT_CRITICAL, EXIT_OK, EXIT_UNKNOWN, EXIT_WARNING
 from ..measure.counters import NAMED_RATES
-from ..model import NOT_MEASURED, STATUSES, FleetReport, HostResult
+from ..model import NOT_MEASURED, STATUS_ORDER, STATUSES, FleetReport, HostResult
 from .text import clean, fleet_totals, worst_first
 
 # A host's status as a Nagios code: what it would make the exit code on its own.
@@ -136,7 +136,7 @@ def render_nagios(report: FleetReport) -> str:
     word = NAGIOS_WORDS.get(code, "UNKNOWN")
     problems = [h for h in worst_first(report.hosts) if h.status != "ok"]
     parts = []
-    for status in ("critical", "warning", "unreachable", "error", "interrupted"):
+    for status in STATUS_ORDER[:-1]:  # worst first, as the table; every status but ok
         names = [h.host for h in problems if h.status == status]
         if names:
             shown = ", ".join(_nagios_text(n) for n in names[:10]) + (" ..." if len(names) > 10 else "")
@@ -146,7 +146,7 @@ def render_nagios(report: FleetReport) -> str:
     if report.interrupted_by:
         summary += f"; interrupted by {report.interrupted_by}"
     perf = [f"hosts={len(report.hosts)}"]
-    perf += [f"{s}={report.count(s)}" for s in ("ok", "warning", "critical", "unreachable", "error")]
+    perf += [f"{s}={report.count(s)}" for s in STATUSES]
     perf += [f"{metric}={value:.3f};;;0" for metric, value in fleet_totals(report).items()]
     perf.append(f"duration={report.duration_s:.3f}s;;;0")
     for h in problems:
