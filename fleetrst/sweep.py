@@ -1,15 +1,26 @@
-"""The orchestrator: every selected host at once, within one deadline each, results as they finish.
+"""The orchestrator: a shard of hosts on one event loop, each within deadlines of its own.
 
-Per host: connect (under a cap on concurrent handshakes), run the probe in ONE remote exec (the remote
-side sleeps the window), parse, measure, judge, close. Every failure becomes a HostResult value; no
-exception from one host reaches another. The whole sweep ends within window (+ baseline) + timeout
-plus a little, whatever the hosts do, as long as ``forks`` is at least the number of hosts.
+Per host: wait for its turn (a slot among the hosts in flight, then a handshake slot: at most
+``handshakes`` at once, ``handshakes_per_address`` to one address), connect, run the probe in ONE
+remote exec (the remote side sleeps the window), parse, measure, judge, close. Every failure becomes a
+HostResult value; no exception from one host reaches another.
+
+A host's clock starts when its turn does, never while it waits: it gets its connect timeout for the
+handshake, and window (+ baseline) + timeout from that moment for everything. So a host is never
+reported as failed because others were slow, and the sweep as a whole ends within the time its
+handshake queue takes to drain, plus window (+ baseline) + timeout. ``Sweep.progress`` counts the hosts
+in each phase (queued, connecting, sampling, done) as it goes.
+
+Hosts in flight are not Ansible's forks: a host sleeping its window costs one idle channel, so by
+default every host is in flight at once, bounded only by the open-file limit and memory
+(:func:`hosts_in_flight` says when either binds). ``SweepOptions.forks`` caps them when a user asks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import random
 import resource
 import signal
@@ -19,15 +30,18 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from .measure.counters import RebootedError, measure_rates
 from .measure.probe import ProbeParseError, parse_probe_output, probe_command
 from .measure.rules import ThresholdError, effective_thresholds, judge, parse_threshold_overrides
 from .model import ErrorKind, FleetReport, HostResult, Rates, Status, Target, Threshold, Verdict
 from .transport import TransportSet
-from .transport.base import DEFAULT_MAX_OUTPUT, CommandTimeout, Session, TransportError
+from .transport.base import DEFAULT_MAX_OUTPUT, CommandTimeout, Session, TransportError, Transports
 from .units import seconds
+
+if TYPE_CHECKING:
+    from .investigate.result import Finding, Investigation
 
 ResultCallback = Callable[[HostResult], None]
 
@@ -36,9 +50,11 @@ ResultCallback = Callable[[HostResult], None]
 class SweepOptions:
     window_s: float = 10.0
     timeout_s: float = 10.0
-    forks: int = 500
+    # Hosts in flight at once. None: every host (bounded by the open-file limit and memory). A host in
+    # its window costs one idle channel, not a process: Ansible's forks do not apply.
+    forks: int | None = None
     baseline_s: float | None = None
-    handshakes: int = 100  # concurrent SSH handshakes across the sweep (CPU-bound on our side)
+    handshakes: int = 100  # concurrent SSH handshakes on this event loop (CPU-bound on our side)
     handshakes_per_address: int = 8  # below sshd's MaxStartups start (10), so it drops none of ours
     max_output: int = DEFAULT_MAX_OUTPUT
     warn: Mapping[str, float] = field(default_factory=dict)
@@ -49,12 +65,62 @@ class SweepOptions:
 
     @property
     def host_budget_s(self) -> float:
-        """A host's whole deadline, from its first packet: the sleeps plus the timeout."""
+        """A host's whole deadline, from the start of its turn: the sleeps plus the timeout."""
         return self.window_s + (self.baseline_s or 0.0) + self.timeout_s
+
+
+Phase = Literal["queued", "connecting", "sampling", "done"]
+
+
+@dataclass
+class Progress:
+    """How many hosts are in each phase now: waiting for their turn, in their handshake, connected
+    (the window, then any investigation), finished."""
+
+    queued: int = 0
+    connecting: int = 0
+    sampling: int = 0
+    done: int = 0
+
+    def __add__(self, other: Progress) -> Progress:
+        return Progress(
+            self.queued + other.queued,
+            self.connecting + other.connecting,
+            self.sampling + other.sampling,
+            self.done + other.done,
+        )
+
+    def as_tuple(self) -> tuple[int, int, int, int]:
+        return (self.queued, self.connecting, self.sampling, self.done)
+
+
+ProgressCallback = Callable[[Progress], None]
+PROGRESS_EVERY_S = 0.25  # how often run_sweep hands on_progress the counts
+
+
+class _HostPhase:
+    """One host's place in ``Progress``: moving it keeps the counts in step."""
+
+    __slots__ = ("current", "progress")
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.current: Phase = "queued"
+        progress.queued += 1
+
+    def to(self, phase: Phase) -> None:
+        if phase != self.current:
+            setattr(self.progress, self.current, getattr(self.progress, self.current) - 1)
+            setattr(self.progress, phase, getattr(self.progress, phase) + 1)
+            self.current = phase
 
 
 FILES_PER_HOST = 3  # a socket, and room for the paramiko pool's or a jump host's extra ones
 FILES_SPARE = 256  # the interpreter, libraries, known_hosts, output
+# Client memory a host in flight may take, for the bound on hosts in flight: measured at ~40 KB (an
+# open connection with its channel and the host's task), taken at 4 times that, and the sweep keeps
+# to half of the memory available.
+MEMORY_PER_HOST = 160 * 1024
 
 
 def fit_open_file_limit(hosts_in_flight: int) -> int:
@@ -72,6 +138,43 @@ def fit_open_file_limit(hosts_in_flight: int) -> int:
     return max(1, min(hosts_in_flight, (new - FILES_SPARE) // FILES_PER_HOST))
 
 
+def memory_available() -> int | None:
+    """MemAvailable from /proc/meminfo, in bytes (None where there is no such file)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def hosts_in_flight(options: SweepOptions, n_hosts: int) -> tuple[int, list[str]]:
+    """How many of ``n_hosts`` this process keeps in flight at once, and why fewer than asked (lines
+    for stderr): ``forks`` if given, else every host, within the open-file limit and memory."""
+    wanted = n_hosts if options.forks is None else min(options.forks, n_hosts)
+    wanted = max(1, wanted)
+    notes: list[str] = []
+    fits = fit_open_file_limit(wanted)
+    if fits < wanted:
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        notes.append(
+            f"the open-file limit (ulimit -n, hard {hard}) allows {fits} hosts in flight, "
+            f"not {wanted}: the sweep will take longer"
+        )
+    available = memory_available()
+    if options.forks is None and available is not None:
+        by_memory = max(1, available // 2 // MEMORY_PER_HOST)
+        if by_memory < fits:
+            notes.append(
+                f"memory ({available >> 20} MiB available) allows {by_memory} hosts in flight, "
+                f"not {fits}: the sweep will take longer"
+            )
+            fits = by_memory
+    return fits, notes
+
+
 class Investigator(Protocol):
     """What the sweep asks of an investigation (fleetrst.investigate implements it)."""
 
@@ -81,25 +184,28 @@ class Investigator(Protocol):
 
     async def investigate(
         self, session: Session, target: Target, rates: Rates, verdict: Verdict
-    ) -> Mapping[str, Any]:
+    ) -> Investigation:
         """Run the runbook over ``session`` within its own deadline; never raise for a host's fault."""
         ...
 
-    def fleet_findings(self, results: Sequence[HostResult]) -> list[Mapping[str, Any]]:
+    def fleet_findings(self, results: Sequence[HostResult]) -> list[Finding]:
         """What the hosts' investigations show together (e.g. many hosts reset by one peer)."""
         ...
 
 
 class Sweep:
+    """One sweep on one event loop, over the transports it is given (it does not close them)."""
+
     def __init__(
-        self, options: SweepOptions, transports: TransportSet, investigator: Investigator | None = None
+        self, options: SweepOptions, transports: Transports, investigator: Investigator | None = None
     ) -> None:
         self.options = options
         self.transports = transports
         self.investigator = investigator
         self.interrupted_by: str | None = None
+        self.progress = Progress()
         self._tasks: list[asyncio.Future[HostResult]] = []
-        self._forks = asyncio.Semaphore(max(1, options.forks))
+        self._forks = asyncio.Semaphore(options.forks) if options.forks is not None else None
         self._handshakes = asyncio.Semaphore(max(1, options.handshakes))
         self._per_address: defaultdict[str, asyncio.Semaphore] = defaultdict(
             lambda: asyncio.Semaphore(max(1, options.handshakes_per_address))
@@ -111,16 +217,23 @@ class Sweep:
     async def run(
         self, targets: Sequence[Target], on_result: ResultCallback | None = None
     ) -> list[HostResult]:
-        """Every target at once (``forks`` in flight); results in target order, one per target."""
+        """Every target at once (at most ``forks`` in flight); results in target order, one per target."""
 
-        async def one(target: Target) -> HostResult:
-            async with self._forks:
-                result = await self.probe_host(target)
+        async def one(target: Target, phase: _HostPhase) -> HostResult:
+            try:
+                if self._forks is None:
+                    result = await self.probe_host(target, phase)
+                else:
+                    async with self._forks:
+                        result = await self.probe_host(target, phase)
+            finally:
+                phase.to("done")
             if on_result is not None:
                 on_result(result)
             return result
 
-        self._tasks = [asyncio.ensure_future(one(t)) for t in targets]
+        phases = [_HostPhase(self.progress) for _ in targets]  # all queued before the first turn
+        self._tasks = [asyncio.ensure_future(one(t, p)) for t, p in zip(targets, phases, strict=True)]
         outcomes = await asyncio.gather(*self._tasks, return_exceptions=True)
         results: list[HostResult] = []
         for target, outcome in zip(targets, outcomes, strict=True):
@@ -140,16 +253,23 @@ class Sweep:
         """Stop now: hosts still running are cancelled (their connections closed) and reported as
         ``interrupted``; hosts that finished keep their results."""
         self.interrupted_by = reason
+        current = asyncio.current_task()  # called from on_result: that host has finished, keep it
         for task in self._tasks:
-            task.cancel()
+            if task is not current:
+                task.cancel()
 
-    async def probe_host(self, target: Target) -> HostResult:
-        """One host, start to finish. Never raises: every outcome is a HostResult."""
-        started = time.monotonic()
-        deadline = started + self.options.host_budget_s
+    async def probe_host(self, target: Target, phase: _HostPhase | None = None) -> HostResult:
+        """One host, start to finish. Never raises: every outcome is a HostResult.
+
+        The host is ``queued`` until its turn (a handshake slot); its clock starts then. ``elapsed_s``
+        is the time from its turn to the close, the queue left out.
+        """
+        phase = phase if phase is not None else _HostPhase(self.progress)
+        turn: float | None = None
 
         def failed(status: Status, kind: ErrorKind, message: str) -> HostResult:
-            return _failed(target, status, kind, message, time.monotonic() - started)
+            elapsed = time.monotonic() - turn if turn is not None else 0.0
+            return _failed(target, status, kind, message, elapsed)
 
         if target.error:
             return failed("error", "config", target.error)
@@ -159,9 +279,12 @@ class Sweep:
             return failed("error", "config", str(exc))
 
         try:
-            session = await self._connect(target, deadline)
-        except TransportError as exc:
-            return failed("unreachable" if exc.unreachable else "error", exc.kind, exc.message)
+            session, turn, this_turn = await self._connect(target, phase)
+        except _FailedTurn as failure:
+            turn, error = failure.turn, failure.error
+            return failed("unreachable" if error.unreachable else "error", error.kind, error.message)
+        phase.to("sampling")
+        deadline = this_turn + self.options.host_budget_s
         try:
             try:
                 result = await session.run(
@@ -216,7 +339,7 @@ class Sweep:
             baseline=baseline,
             tripped=verdict.tripped,
             investigation=investigation,
-            elapsed_s=time.monotonic() - started,
+            elapsed_s=time.monotonic() - turn,
         )
 
     @property
@@ -228,23 +351,42 @@ class Sweep:
         overrides = parse_threshold_overrides(raw, f"host {target.name}") if raw is not None else None
         return effective_thresholds(overrides, self.options.warn, self.options.crit)
 
-    async def _connect(self, target: Target, deadline: float) -> Session:
-        """Open a session under the handshake caps; retry once a handshake the server dropped."""
+    async def _connect(self, target: Target, phase: _HostPhase) -> tuple[Session, float, float]:
+        """Wait for a turn, then open a session within the connect timeout; retry once a handshake the
+        server dropped (a new turn). Returns the session, when the first turn and this one began.
+
+        The per-address slot is taken before the global one, so that hosts waiting behind a busy
+        address never hold a global slot idle.
+        """
         transport = self.transports.get(target.connection.connection)
-        connect_timeout = target.connection.connect_timeout or self.options.timeout_s
+        connect_timeout = min(
+            target.connection.connect_timeout or self.options.timeout_s, self.options.timeout_s
+        )
+        first: float | None = None
         for attempt in (1, 2):
-            async with self._handshakes, self._per_address[target.connection.address]:
-                sleeps = self.options.host_budget_s - self.options.timeout_s  # leave the host its sleeps
-                budget = min(connect_timeout, deadline - time.monotonic() - sleeps)
+            async with self._per_address[target.connection.address], self._handshakes:
+                turn = time.monotonic()
+                first = turn if first is None else first
+                phase.to("connecting")
                 try:
-                    return await transport.open(target, timeout=max(0.1, budget))
+                    return await transport.open(target, timeout=connect_timeout), first, turn
                 except TransportError as exc:
                     # sshd's MaxStartups drops surplus unauthenticated connections at random: one
-                    # retry with a short random backoff, if the deadline still allows it.
+                    # retry, after a short random backoff, in a new turn.
                     if not exc.retriable or attempt == 2:
-                        raise
+                        raise _FailedTurn(exc, first) from exc
+            phase.to("queued")
             await asyncio.sleep(random.uniform(0.1, 0.5))
         raise AssertionError("unreachable")
+
+
+class _FailedTurn(Exception):
+    """A host's handshake failed for good; ``turn`` is when its first turn began."""
+
+    def __init__(self, error: TransportError, turn: float) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.turn = turn
 
 
 def _failed(
@@ -261,6 +403,11 @@ def _failed(
     )
 
 
+def failed_result(target: Target, status: Status, kind: ErrorKind, message: str) -> HostResult:
+    """A host's result when it was not measured (for the sweeps that shard this one)."""
+    return _failed(target, status, kind, message)
+
+
 def run_sweep(
     targets: Sequence[Target],
     options: SweepOptions,
@@ -269,30 +416,33 @@ def run_sweep(
     limit: str | None = None,
     inventories: Sequence[str] = (),
     on_result: ResultCallback | None = None,
+    on_progress: ProgressCallback | None = None,
     investigator: Investigator | None = None,
+    transports: Transports | None = None,
 ) -> FleetReport:
-    """Sweep ``targets`` and return the fleet report (the synchronous entry point).
+    """Sweep ``targets`` on one event loop and return the fleet report (the synchronous entry point).
 
     SIGINT and SIGTERM stop the sweep promptly: the report then holds the hosts that finished, the
     rest marked ``interrupted``, and ``interrupted_by`` names the signal.
+
+    ``on_progress`` is handed the phase counts every quarter of a second, and once at the end.
+    ``transports``: None for the real ones (a ``TransportSet``); a test passes its own, e.g. a
+    ``fleetrst.transport.testing.FunctionTransport``. Either way they serve this one sweep, on its
+    event loop, and are closed when it ends.
     """
-    in_flight = min(options.forks, len(targets))
-    fits = fit_open_file_limit(in_flight)
-    if fits < in_flight:
-        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-        sys.stderr.write(
-            f"fleetrst: the open-file limit (ulimit -n, hard {hard}) allows {fits} hosts in flight, "
-            f"not {in_flight}: the sweep will take longer\n"
-        )
-        options = dataclasses.replace(options, forks=fits)
+    in_flight, notes = hosts_in_flight(options, len(targets))
+    for note in notes:
+        sys.stderr.write(f"fleetrst: {note}\n")
+    if in_flight < len(targets):
+        options = dataclasses.replace(options, forks=in_flight)
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     started = time.monotonic()
     interrupted_by: str | None = None
 
     async def main() -> list[HostResult]:
         nonlocal interrupted_by
-        transports = TransportSet(forks=options.forks)
-        sweep = Sweep(options, transports, investigator)
+        sweep_transports = transports if transports is not None else TransportSet(forks=in_flight)
+        sweep = Sweep(options, sweep_transports, investigator)
         loop = asyncio.get_running_loop()
         installed: list[signal.Signals] = []
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -301,12 +451,17 @@ def run_sweep(
                 installed.append(sig)
             except (ValueError, RuntimeError, NotImplementedError):
                 pass  # not the main thread: the caller handles signals
+        ticker = asyncio.ensure_future(_tick(sweep.progress, on_progress)) if on_progress else None
         try:
             results = await sweep.run(targets, on_result)
         finally:
+            if ticker is not None:
+                ticker.cancel()
             for sig in installed:
                 loop.remove_signal_handler(sig)
-            await transports.aclose()
+            await sweep_transports.aclose()
+        if on_progress is not None:
+            on_progress(dataclasses.replace(sweep.progress))
         interrupted_by = sweep.interrupted_by
         return results
 
@@ -324,3 +479,17 @@ def run_sweep(
         findings=tuple(findings),
         interrupted_by=interrupted_by,
     )
+
+
+async def _tick(progress: Progress, on_progress: ProgressCallback) -> None:
+    while True:
+        on_progress(dataclasses.replace(progress))
+        await asyncio.sleep(PROGRESS_EVERY_S)
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1

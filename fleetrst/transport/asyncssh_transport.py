@@ -20,7 +20,6 @@ import asyncssh
 from asyncssh.public_key import load_default_keypairs
 
 from ..model import ConnectionSettings, Target
-from ..units import seconds
 from .base import (
     DEFAULT_MAX_OUTPUT,
     AuthError,
@@ -69,15 +68,15 @@ class AsyncsshSession:
                 finally:
                     process.close()
         except TimeoutError:
-            raise CommandTimeout(f"timed out after {seconds(timeout)} waiting for the command") from None
+            raise CommandTimeout.after(timeout) from None
         except (asyncssh.ConnectionLost, asyncssh.DisconnectError) as exc:
-            raise ConnectionLost(f"the connection was lost while the command ran: {exc.reason}") from exc
+            raise ConnectionLost.during_command(exc.reason) from exc
         except asyncssh.Error as exc:
             raise CommandFailed(f"ssh error while running the command: {exc.reason}") from exc
         except OSError as exc:
-            raise ConnectionLost(f"the connection was lost while the command ran: {exc}") from exc
+            raise ConnectionLost.during_command(exc) from exc
         if process.exit_status is None and process.exit_signal is None:
-            raise ConnectionLost("the connection was lost while the command ran (no exit status)")
+            raise ConnectionLost.no_exit_status()
         return ExecResult(decode_output(stdout), decode_output(stderr), process.exit_status)
 
     async def close(self) -> None:
@@ -148,7 +147,7 @@ class AsyncsshTransport:
                 else:
                     cached = list(load_default_keypairs())
             except (OSError, ValueError, asyncssh.Error) as exc:
-                raise AuthError(f"cannot load private key {', '.join(paths)}: {exc}") from exc
+                raise AuthError.unreadable_key(", ".join(paths), exc) from exc
             self._keys[paths] = cached
         return cached
 
@@ -206,6 +205,8 @@ class AsyncsshTransport:
             options["client_keys"] = keys
         if tunnel is not None:
             options["tunnel"] = tunnel
+        elif settings.proxy_command:  # the inventory's ProxyCommand, run without a shell; beats ~/.ssh/config
+            options["proxy_command"] = list(settings.proxy_command)
 
         known = self._known_hosts_for(settings)
         ip = settings.address if _is_ip(settings.address) else ""
@@ -230,35 +231,18 @@ class AsyncsshTransport:
                 conn = await asyncssh.connect(settings.address, **options)
         except TimeoutError:
             if stage.tcp_connected:  # the host answered, then stalled: not unreachable, misbehaving
-                raise CommandTimeout(
-                    f"SSH login timed out after {seconds(timeout)}: connected, but the handshake or "
-                    "authentication did not finish"
-                ) from None
-            raise Unreachable(
-                f"connect timed out after {seconds(timeout)}: no answer from {settings.address}:{port}",
-                "timeout",
-            ) from None
+                raise CommandTimeout.login_timeout(timeout) from None
+            raise Unreachable.connect_timeout(settings.address, port, timeout) from None
         except asyncssh.HostKeyNotVerifiable:
             if by_config:
-                raise HostKeyError(
-                    f"host key not verified: {settings.address} is unknown or its key changed (checked "
-                    "against known_hosts and any UserKnownHostsFile in ~/.ssh/config)"
-                ) from None
+                raise HostKeyError.not_verified(settings.address) from None
             if unknown_host:
-                raise HostKeyError(
-                    f"host key unknown: {settings.address} is not in known_hosts "
-                    "(StrictHostKeyChecking=yes; use accept-new to trust it on first use)"
-                ) from None
-            raise HostKeyError(
-                f"host key mismatch: {settings.address} presented a key other than the one in known_hosts"
-            ) from None
+                raise HostKeyError.unknown(settings.address) from None
+            raise HostKeyError.mismatch(settings.address) from None
         except asyncssh.PermissionDenied:
-            user = settings.user or "(default user)"
-            raise AuthError(f"authentication failed for user {user}") from None
+            raise AuthError.failed(settings.user or "(default user)") from None
         except (asyncssh.ConnectionLost, asyncssh.DisconnectError) as exc:
-            raise Unreachable(
-                f"connection closed during the handshake: {exc.reason}", "refused", retriable=True
-            ) from exc
+            raise Unreachable.closed_in_handshake(exc.reason) from exc
         except OSError as exc:
             if exc.filename:  # a file the connection needed (a key, a config's known_hosts), not the network
                 raise SettingsError(f"cannot read {exc.filename}: {exc.strerror}") from exc

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..model import ErrorKind, Target
+from ..units import human_bytes, seconds
 
 DEFAULT_MAX_OUTPUT = 1 << 20  # 1 MiB: a probe prints about 10 KiB
 
@@ -24,7 +25,13 @@ class ExecResult:
 
 
 class TransportError(Exception):
-    """A failure to reach or talk to a host. ``kind`` is the error kind reported for the host."""
+    """A failure to reach or talk to a host. ``kind`` is the error kind reported for the host.
+
+    The user-facing messages that more than one transport can meet are spelled once, here, by the
+    classmethods of each class (``Unreachable.refused(address, port)``, ``AuthError.failed(user)``,
+    ...): a transport picks the constructor and never formats the same failure its own way. The README's
+    fault table quotes these texts, and ``tests/transport/test_errors.py`` pins them.
+    """
 
     kind: ErrorKind = "internal"
     unreachable: bool = False  # True: the host's status is "unreachable", else "error"
@@ -43,17 +50,95 @@ class Unreachable(TransportError):
         self.kind = kind
         self.retriable = retriable
 
+    @classmethod
+    def refused(cls, address: str, port: int) -> Unreachable:
+        return cls(f"connection refused by {address}:{port}", "refused")
+
+    @classmethod
+    def connect_timeout(cls, address: str, port: int, timeout_s: float) -> Unreachable:
+        """Nothing answered at all (no TCP connection) within the connect timeout."""
+        return cls(
+            f"connect timed out after {seconds(timeout_s)}: no answer from {address}:{port}", "timeout"
+        )
+
+    @classmethod
+    def timed_out(cls, address: str, port: int) -> Unreachable:
+        """The kernel gave up on the connection (ETIMEDOUT), before our own deadline."""
+        return cls(f"connection to {address}:{port} timed out", "timeout")
+
+    @classmethod
+    def no_route(cls, address: str, port: int) -> Unreachable:
+        return cls(f"no route to {address}:{port}", "no_route")
+
+    @classmethod
+    def unresolved(cls, address: str, reason: str | None) -> Unreachable:
+        return cls(f"could not resolve host name {address!r}: {reason}", "dns")
+
+    @classmethod
+    def reset(cls, address: str, port: int) -> Unreachable:
+        return cls(f"connection to {address}:{port} was reset", "refused", retriable=True)
+
+    @classmethod
+    def cannot_connect(cls, address: str, port: int, reason: object) -> Unreachable:
+        return cls(f"cannot connect to {address}:{port}: {reason}", "refused")
+
+    @classmethod
+    def closed_in_handshake(cls, reason: object) -> Unreachable:
+        """The server dropped the connection before login (sshd's MaxStartups does so at random)."""
+        return cls(f"connection closed during the handshake: {reason}", "refused", retriable=True)
+
 
 class HostKeyError(TransportError):
     kind = "host_key"
+
+    @classmethod
+    def mismatch(cls, host: str) -> HostKeyError:
+        return cls(f"host key mismatch: {host} presented a key other than the one in known_hosts")
+
+    @classmethod
+    def unknown(cls, host: str) -> HostKeyError:
+        return cls(
+            f"host key unknown: {host} is not in known_hosts "
+            "(StrictHostKeyChecking=yes; use accept-new to trust it on first use)"
+        )
+
+    @classmethod
+    def not_verified(cls, host: str) -> HostKeyError:
+        """Checked by ~/.ssh/config's files too, so unknown and changed cannot be told apart."""
+        return cls(
+            f"host key not verified: {host} is unknown or its key changed (checked "
+            "against known_hosts and any UserKnownHostsFile in ~/.ssh/config)"
+        )
 
 
 class AuthError(TransportError):
     kind = "auth"
 
+    @classmethod
+    def failed(cls, user: str) -> AuthError:
+        return cls(f"authentication failed for user {user}")
+
+    @classmethod
+    def unreadable_key(cls, paths: str, reason: object) -> AuthError:
+        return cls(f"cannot load private key {paths}: {reason}")
+
 
 class CommandTimeout(TransportError):
     kind = "timeout"
+
+    @classmethod
+    def after(cls, timeout_s: float) -> CommandTimeout:
+        """The command ran past its deadline."""
+        return cls(f"timed out after {seconds(timeout_s)} waiting for the command")
+
+    @classmethod
+    def login_timeout(cls, timeout_s: float) -> CommandTimeout:
+        """The host answered, then stalled before login finished: not unreachable, misbehaving (so a
+        CommandTimeout, status ``error``, not an ``Unreachable``)."""
+        return cls(
+            f"SSH login timed out after {seconds(timeout_s)}: connected, but the handshake or "
+            "authentication did not finish"
+        )
 
 
 class CommandFailed(TransportError):
@@ -63,9 +148,21 @@ class CommandFailed(TransportError):
 class ConnectionLost(TransportError):
     kind = "lost"
 
+    @classmethod
+    def during_command(cls, reason: object) -> ConnectionLost:
+        return cls(f"the connection was lost while the command ran: {reason}")
+
+    @classmethod
+    def no_exit_status(cls) -> ConnectionLost:
+        return cls("the connection was lost while the command ran (no exit status)")
+
 
 class OutputTooLarge(TransportError):
     kind = "output_cap"
+
+    @classmethod
+    def over(cls, limit: int) -> OutputTooLarge:
+        return cls(f"output over {human_bytes(limit)}")
 
 
 class SettingsError(TransportError):
@@ -89,6 +186,20 @@ class Transport(Protocol):
 
     async def open(self, target: Target, *, timeout: float) -> Session:
         """Connect and authenticate within ``timeout`` seconds or raise a TransportError."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class Transports(Protocol):
+    """The transports of one sweep, one per connection kind; the sweep closes them when it ends.
+
+    ``TransportSet`` makes the real ones (asyncssh, paramiko, local) on first use; a test hands the
+    sweep its own (``fleetrst.transport.testing.FunctionTransport`` is one for every kind).
+    """
+
+    def get(self, kind: str) -> Transport:
+        """The transport for ``kind`` (``ansible_connection``); a TransportError if there is none."""
         ...
 
     async def aclose(self) -> None: ...

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Protocol
 
 from ..model import ConnectionSettings
-from ..units import human_bytes
 from .base import OutputTooLarge, TransportError, Unreachable
 
 GLOBAL_KNOWN_HOSTS = Path("/etc/ssh/ssh_known_hosts")
@@ -48,19 +47,18 @@ def read_text_files(paths: Iterable[str]) -> str:
 
 def classify_os_error(exc: OSError, address: str, port: int) -> TransportError:
     """Map a socket-level failure onto ``unreachable`` with a message that says which."""
-    where = f"{address}:{port}"
     if isinstance(exc, socket.gaierror):
-        return Unreachable(f"could not resolve host name {address!r}: {exc.strerror}", "dns")
+        return Unreachable.unresolved(address, exc.strerror)
     code = exc.errno
     if code == errno.ECONNREFUSED:
-        return Unreachable(f"connection refused by {where}", "refused")
+        return Unreachable.refused(address, port)
     if code in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EADDRNOTAVAIL):
-        return Unreachable(f"no route to {where}", "no_route")
+        return Unreachable.no_route(address, port)
     if code == errno.ETIMEDOUT:
-        return Unreachable(f"connection to {where} timed out", "timeout")
+        return Unreachable.timed_out(address, port)
     if code in (errno.ECONNRESET, errno.EPIPE):
-        return Unreachable(f"connection to {where} was reset", "refused", retriable=True)
-    return Unreachable(f"cannot connect to {where}: {exc.strerror or exc}", "refused")
+        return Unreachable.reset(address, port)
+    return Unreachable.cannot_connect(address, port, exc.strerror or exc)
 
 
 def decode_output(data: bytes) -> str:
@@ -87,7 +85,7 @@ async def read_capped(stream: ByteStream, limit: int, *, fail: bool) -> bytes:
     while chunk := await stream.read(READ_CHUNK):
         if size + len(chunk) > limit:
             if fail:
-                raise OutputTooLarge(f"output over {human_bytes(limit)}")
+                raise OutputTooLarge.over(limit)
             chunk = chunk[: max(0, limit - size)]
         size += len(chunk)
         if chunk:

@@ -8,7 +8,6 @@ import os
 import signal
 
 from ..model import Target
-from ..units import seconds
 from .base import DEFAULT_MAX_OUTPUT, CommandTimeout, ExecResult, TransportError
 from .common import STDERR_KEEP, decode_output, read_capped
 
@@ -36,7 +35,7 @@ class LocalSession:
                 )
                 await process.wait()
         except TimeoutError:
-            raise CommandTimeout(f"timed out after {seconds(timeout)} waiting for the command") from None
+            raise CommandTimeout.after(timeout) from None
         finally:
             if process.returncode is None:
                 with contextlib.suppress(ProcessLookupError):

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import getpass
 import os
+import shlex
 import socket
 import time
 from collections.abc import Callable, Mapping
@@ -21,7 +22,6 @@ from typing import TypeVar
 import paramiko
 
 from ..model import ConnectionSettings, Target
-from ..units import human_bytes, seconds
 from .base import (
     DEFAULT_MAX_OUTPUT,
     AuthError,
@@ -69,7 +69,7 @@ class ParamikoSession:
             channel.exec_command(command)
             while True:
                 if time.monotonic() > deadline:
-                    raise CommandTimeout(f"timed out after {seconds(timeout)} waiting for the command")
+                    raise CommandTimeout.after(timeout)
                 progressed = False
                 while channel.recv_stderr_ready():
                     err_chunk = channel.recv_stderr(READ_CHUNK)
@@ -85,18 +85,18 @@ class ParamikoSession:
                 if chunk:
                     out_size += len(chunk)
                     if out_size > max_output:
-                        raise OutputTooLarge(f"output over {human_bytes(max_output)}")
+                        raise OutputTooLarge.over(max_output)
                     stdout.append(chunk)
                     continue
                 if chunk == b"" and not channel.recv_stderr_ready() and channel.exit_status_ready():
                     break
                 if chunk == b"" and not self._client.is_active():
-                    raise ConnectionLost("the connection was lost while the command ran (no exit status)")
+                    raise ConnectionLost.no_exit_status()
                 if not progressed and chunk == b"":
                     time.sleep(POLL_S)  # stdout closed, waiting for the exit status
             status = channel.recv_exit_status()
         except (paramiko.SSHException, OSError) as exc:
-            raise TransportError(f"connection lost while running the command: {exc}") from exc
+            raise ConnectionLost.during_command(exc) from exc
         finally:
             channel.close()
         return ExecResult(decode_output(b"".join(stdout)), decode_output(b"".join(stderr)), status)
@@ -146,7 +146,7 @@ class ParamikoTransport:
                     cached.append(paramiko.PKey.from_path(path))
                 except (OSError, paramiko.SSHException, ValueError) as exc:
                     if settings.private_keys:
-                        raise AuthError(f"cannot load private key {path}: {exc}") from exc
+                        raise AuthError.unreadable_key(path, exc) from exc
             if "SSH_AUTH_SOCK" in os.environ:
                 with contextlib.suppress(paramiko.SSHException, OSError):
                     cached.extend(paramiko.Agent().get_keys())
@@ -176,19 +176,18 @@ class ParamikoTransport:
         def remaining() -> float:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise CommandTimeout(
-                    f"SSH login timed out after {seconds(timeout)}: connected, but the handshake or "
-                    "authentication did not finish"
-                )
+                raise CommandTimeout.login_timeout(timeout)
             return left
 
         try:
-            sock = socket.create_connection((settings.address, port), timeout=remaining())
+            sock: socket.socket | paramiko.ProxyCommand = (
+                # the inventory's ProxyCommand, run without a shell: its stdin/stdout carry the connection
+                paramiko.ProxyCommand(shlex.join(settings.proxy_command))
+                if settings.proxy_command
+                else socket.create_connection((settings.address, port), timeout=remaining())
+            )
         except TimeoutError:
-            raise Unreachable(
-                f"connect timed out after {seconds(timeout)}: no answer from {settings.address}:{port}",
-                "timeout",
-            ) from None
+            raise Unreachable.connect_timeout(settings.address, port, timeout) from None
         except OSError as exc:
             raise classify_os_error(exc, settings.address, port) from exc
         client = paramiko.Transport(sock)
@@ -213,13 +212,8 @@ class ParamikoTransport:
                 raise
             if isinstance(exc, (paramiko.SSHException, EOFError, OSError)):
                 if time.monotonic() >= deadline - 0.05:  # it stalled until the deadline
-                    raise CommandTimeout(
-                        f"SSH login timed out after {seconds(timeout)}: connected, but the handshake or "
-                        "authentication did not finish"
-                    ) from exc
-                raise Unreachable(
-                    f"connection closed during the handshake: {exc}", "refused", retriable=True
-                ) from exc
+                    raise CommandTimeout.login_timeout(timeout) from exc
+                raise Unreachable.closed_in_handshake(exc) from exc
             raise
         return client
 
@@ -236,15 +230,10 @@ class ParamikoTransport:
             if settings.host_key_checking == "accept-new":
                 self.new_host_keys.add(settings, f"{server_key.get_name()} {server_key.get_base64()}")
                 return
-            raise HostKeyError(
-                f"host key unknown: {settings.address} is not in known_hosts "
-                "(StrictHostKeyChecking=yes; use accept-new to trust it on first use)"
-            )
+            raise HostKeyError.unknown(settings.address)
         expected = known.get(server_key.get_name())
         if expected is None or expected != server_key:
-            raise HostKeyError(
-                f"host key mismatch: {settings.address} presented a key other than the one in known_hosts"
-            )
+            raise HostKeyError.mismatch(settings.address)
 
     @staticmethod
     def _authenticate(
@@ -269,7 +258,7 @@ class ParamikoTransport:
             if client.is_authenticated():
                 return
         remaining()  # a server that stalled until the deadline is a timeout, not a refusal
-        raise AuthError(f"authentication failed for user {user}")
+        raise AuthError.failed(user)
 
     async def aclose(self) -> None:
         self.new_host_keys.save()
