@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import EXIT_CRITICAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNKNOWN, EXIT_WARNING
+
+if TYPE_CHECKING:  # values of the investigation (pure, stdlib only): named here, never imported at run time
+    from .investigate.result import Finding, Investigation
 
 # --- what a host is and how to reach it -------------------------------------------------------------
 
@@ -34,6 +37,9 @@ class ConnectionSettings:
     known_hosts: tuple[str, ...] = ()  # extra known_hosts files (UserKnownHostsFile, --known-hosts)
     host_key_checking: HostKeyChecking = "yes"
     proxy_jump: str | None = None
+    # ProxyCommand: the program and its arguments (tokens already replaced), run without a shell; its
+    # standard input and output carry the SSH connection instead of a TCP socket.
+    proxy_command: tuple[str, ...] = ()
     connect_timeout: float | None = None
     become: bool = False
     become_user: str = "root"
@@ -179,7 +185,7 @@ class HostResult:
     rates: Rates | None = None
     baseline: Rates | None = None  # with --baseline: the rates over the earlier interval
     tripped: tuple[Trip, ...] = ()
-    investigation: Mapping[str, Any] | None = None
+    investigation: Investigation | None = None
     elapsed_s: float = 0.0  # controller wall time spent on this host, connect to close
 
     @property
@@ -199,7 +205,7 @@ class FleetReport:
     pattern: str = "all"
     limit: str | None = None
     inventories: tuple[str, ...] = ()
-    findings: tuple[Mapping[str, Any], ...] = ()  # what the hosts' investigations show together
+    findings: tuple[Finding, ...] = ()  # what the hosts' investigations show together
     interrupted_by: str | None = None  # "SIGINT" or "SIGTERM" when the sweep was stopped early
 
     def count(self, status: Status) -> int:

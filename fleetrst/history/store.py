@@ -21,11 +21,14 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..errors import UsageError
 from ..model import HEADLINE_RATES, STATUSES, FleetReport, HostResult, HostRow, SweepRow
+
+if TYPE_CHECKING:
+    from ..investigate.result import CauseResult
 
 RATE_COLUMNS = HEADLINE_RATES
 COUNT_COLUMNS = STATUSES
@@ -297,9 +300,7 @@ def _host_values(sweep_id: int, h: HostResult) -> tuple[Any, ...]:
     per_second = h.rates.per_second if h.rates else None
     causes = None
     if h.investigation is not None:
-        raw = h.investigation.get("causes")
-        if isinstance(raw, list | tuple):
-            causes = json.dumps([_cause_record(c) for c in raw])
+        causes = json.dumps([_cause_record(c) for c in h.investigation.causes])
     return (
         sweep_id,
         h.host,
@@ -329,24 +330,23 @@ def _host_values(sweep_id: int, h: HostResult) -> tuple[Any, ...]:
     )
 
 
-# Of a cause, only what names it: its processes' command lines (which can hold secrets) and its raw
-# evidence stay out of the history.
-CAUSE_KEYS = ("cause", "summary", "port", "next_step")
+def _cause_record(cause: CauseResult) -> dict[str, object]:
+    """What the ``causes`` column keeps of a cause: ``{cause, summary, port, next_step}``.
+
+    Only what names it: its processes' command lines (which can hold secrets) and its raw evidence
+    stay out of the history.
+    """
+    return {"cause": cause.cause, "summary": cause.summary, "port": cause.port, "next_step": cause.next_step}
 
 
-def _cause_record(cause: object) -> object:
-    if isinstance(cause, dict):
-        return {k: cause[k] for k in CAUSE_KEYS if k in cause}
-    return str(cause)
+def _cause_name(record: object) -> str:
+    """A recorded cause's name (its ``cause``, as :func:`_cause_record` wrote it).
 
-
-def _cause_text(cause: object) -> str:
-    if isinstance(cause, dict):
-        for key in ("cause", "name", "kind", "summary"):
-            if isinstance(cause.get(key), str):
-                return str(cause[key])
-        return json.dumps(cause, sort_keys=True)
-    return str(cause)
+    A record without one (a file edited by hand) is shown whole rather than dropped.
+    """
+    if isinstance(record, dict) and isinstance(record.get("cause"), str):
+        return str(record["cause"])
+    return json.dumps(record, sort_keys=True)
 
 
 def _host_row(values: Sequence[Any]) -> HostRow:
@@ -361,5 +361,5 @@ def _host_row(values: Sequence[Any]) -> HostRow:
         error=error,
         rates=None if rates is None else json.loads(rates),
         tripped=tuple(json.loads(tripped)),
-        causes=tuple(_cause_text(c) for c in json.loads(causes)) if causes else (),
+        causes=tuple(_cause_name(c) for c in json.loads(causes)) if causes else (),
     )

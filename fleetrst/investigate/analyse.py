@@ -1,24 +1,39 @@
-"""From the runbook's output to the per-host investigation (the JSON ``investigation`` object).
+"""From the runbook's output to the per-host ``Investigation`` (``result.py``; the JSON
+``investigation`` object is written from it by ``fleetrst.render.schema``).
 
-Pure: the framed output, the rates and what was asked go in; a plain dict comes out. A step that
-failed, was refused or is missing becomes a line in ``unseen`` or ``errors``, never an exception.
+Pure: the framed output, the rates and what was asked go in; an ``Investigation`` comes out. A step
+that failed, was refused or is missing becomes a line in ``unseen`` or ``errors``, never an exception.
+The pcap the runbook brought back stays in ``RunbookOutput.pcap_base64``: the runner writes it.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .classify import Cause, Facts, ListenerFact, RstSeen, classify
 from .errors import InvestigateParseError
 from .lsof import LsofRow, parse_lsof
+from .result import (
+    Become,
+    Capture,
+    Context,
+    Flow,
+    Investigation,
+    Listener,
+    Logs,
+    PortCount,
+    Process,
+    ProcessRef,
+    StatePorts,
+    Top,
+)
 from .script import Plan, RunbookOutput, StepOutput
 from .ss import Owner, SocketRow, parse_ss
-from .tcpdump import Capture, orient_rst, parse_tcpdump, summarise_rsts
+from .tcpdump import orient_rst, parse_tcpdump, summarise_rsts
 
-SCHEMA_VERSION = 1
 TROUBLED_STATES = (
     "SYN-SENT",
     "SYN-RECV",
@@ -63,37 +78,37 @@ def _first_line(text: str) -> str:
     return next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
 
 
-def analyse(out: RunbookOutput, rates: Mapping[str, float], plan: Plan, view: HostView) -> dict[str, Any]:
-    """The investigation of one host, ready for JSON."""
+def analyse(out: RunbookOutput, rates: Mapping[str, float], plan: Plan, view: HostView) -> Investigation:
+    """The investigation of one host."""
     unseen: list[str] = []
     errors: list[str] = []
     steps = out.steps
     context_step = steps.get("context")
-    context, sysctls, login = _context(context_step.stdout if context_step else "")
-    login = login or view.login_user or "the login user"
+    context = _context(context_step.stdout if context_step else "")
+    login = context.login_user or view.login_user or "the login user"
+    context = replace(context, login_user=login)
     root = login == "root"
 
     # --- become -------------------------------------------------------------------------------
     sudo_errors = {s.sudo_error for s in steps.values() if s.sudo_error}
-    become: dict[str, Any] = {
-        "requested": view.become_requested,
-        "user": view.become_user,
-        "ok": bool(
-            view.become_requested and view.become_user and not sudo_errors and not view.become_problem
-        ),
-        "error": None,
-    }
+    become_error: str | None = None
     if view.become_problem:
-        become["error"] = view.become_problem
+        become_error = view.become_problem
         unseen.append(f"privileged steps ran as {login}: {view.become_problem}")
     elif sudo_errors:
         said = sorted(sudo_errors)[0].splitlines()[0]
         if "password is required" in said:
-            become["error"] = f"sudo needs a password (sudo -n never prompts): {said}"
+            become_error = f"sudo needs a password (sudo -n never prompts): {said}"
         else:
-            become["error"] = f"sudo refused: {said}"
-        unseen.append(f"{become['error']}; the privileged steps ran as {login} instead")
-    privileged = root or bool(become["ok"])
+            become_error = f"sudo refused: {said}"
+        unseen.append(f"{become_error}; the privileged steps ran as {login} instead")
+    become = Become(
+        requested=view.become_requested,
+        user=view.become_user,
+        ok=bool(view.become_requested and view.become_user and not sudo_errors and not view.become_problem),
+        error=become_error,
+    )
+    privileged = root or become.ok
 
     # --- sockets -------------------------------------------------------------------------------
     rows: list[SocketRow] = []
@@ -152,108 +167,87 @@ def analyse(out: RunbookOutput, rates: Mapping[str, float], plan: Plan, view: Ho
     ]
 
     # --- capture -------------------------------------------------------------------------------
-    capture_json: dict[str, Any] | None = None
+    capture: Capture | None = None
     rsts: list[RstSeen] | None = None
     if plan.capture_s:
-        capture_json, rsts = _capture(out, plan, login, privileged, view, unseen, errors, owners_by_port)
+        capture, rsts = _capture(out, plan, plan.capture_s, login, view, unseen, errors, owners_by_port)
 
     # --- logs ----------------------------------------------------------------------------------
-    logs_json: dict[str, Any] | None = None
+    logs: Logs | None = None
     if plan.logs:
-        logs_json = _logs(steps, unseen, login, privileged)
+        logs = _logs(steps, unseen, login, privileged)
 
     # --- causes --------------------------------------------------------------------------------
-    tcp_mem = context.get("tcp_mem_pages")
+    mem = context.tcp_mem_pages
     facts = Facts(
         states=dict(states),
         listeners=listeners,
         sockets=socket_tuples,
         owners=owners_by_port,
         rsts=rsts,
-        sysctls=sysctls,
-        tcp_mem_pages=tuple(tcp_mem) if isinstance(tcp_mem, list) and len(tcp_mem) == 3 else None,
-        tcp_mem_used_pages=context.get("tcp_mem_used_pages"),
-        orphans=context.get("orphans"),
+        sysctls=context.sysctls or {},
+        tcp_mem_pages=(mem[0], mem[1], mem[2]) if mem is not None and len(mem) == 3 else None,
+        tcp_mem_used_pages=context.tcp_mem_used_pages,
+        orphans=context.orphans,
         session_port=view.session_port,
     )
     causes = classify(rates, facts)
 
-    processes: dict[tuple[int, str, int | None], None] = {}
+    processes: dict[ProcessRef, None] = {}
     for cause in causes:
         for o in cause.processes:
-            processes[(o.pid, o.command, cause.port)] = None
+            processes[ProcessRef(o.pid, o.command, cause.port)] = None
     for lf in listeners:
         for o in lf.owners:
-            processes.setdefault((o.pid, o.command, lf.port), None)
-    if capture_json:
-        for flow in capture_json["flows"]:
-            for p in flow.get("processes", []):
-                processes.setdefault((p["pid"], p["command"], flow["local_port"]), None)
+            processes.setdefault(ProcessRef(o.pid, o.command, lf.port), None)
+    if capture is not None:
+        for flow in capture.flows:
+            for p in flow.processes or ():
+                processes.setdefault(ProcessRef(p.pid, p.command, flow.local_port), None)
 
     top = _top_ports(rows)
     stuck = Counter(
         str(r.peer) for r in rows if r.state == "SYN-SENT" and not r.peer.address.startswith(("127.", "::1"))
     )
-    headline = _headline(causes)
     if not out.complete:
         errors.append("the runbook did not finish (cut short by its deadline or output cap)")
     if out.fatal:
         errors.append(out.fatal)
-    return {
-        "version": SCHEMA_VERSION,
-        "causes": [c.as_json() for c in causes],
-        "top": headline,
-        "processes": [{"pid": pid, "command": cmd, "port": port} for pid, cmd, port in processes],
-        "states": dict(sorted(states.items())),
-        "sockets_seen": len(rows),
-        "top_ports": top,
-        "stuck_peers": dict(stuck.most_common(5)),
-        "listeners": [
-            {
-                "address": lf.address,
-                "port": lf.port,
-                "queue": lf.queue,
-                "backlog": lf.backlog,
-                "fill": round(lf.queue / lf.backlog, 3) if lf.backlog > 0 else None,
-                "processes": [{"pid": o.pid, "command": o.command} for o in lf.owners],
-            }
-            for lf in listeners
-        ],
-        "capture": capture_json,
-        "context": {**context, "sysctls": sysctls, "login_user": login},
-        "logs": logs_json,
-        "become": become,
-        "privileged": privileged,
-        "unseen": unseen,
-        "errors": errors,
-    }
+    return Investigation(
+        causes=tuple(c.as_result() for c in causes),
+        top=_headline(causes),
+        processes=tuple(processes),
+        states=dict(sorted(states.items())),
+        sockets_seen=len(rows),
+        top_ports=top,
+        stuck_peers=dict(stuck.most_common(5)),
+        listeners=tuple(
+            Listener(lf.address, lf.port, lf.queue, lf.backlog, _processes(lf.owners)) for lf in listeners
+        ),
+        capture=capture,
+        context=context,
+        logs=logs,
+        become=become,
+        privileged=privileged,
+        unseen=tuple(unseen),
+        errors=tuple(errors),
+    )
 
 
-def failed_investigation(message: str, view: HostView, plan: Plan) -> dict[str, Any]:
-    """When the runbook could not run at all (the exec failed or timed out): a finding, not an error."""
-    return {
-        "version": SCHEMA_VERSION,
-        "causes": [],
-        "top": None,
-        "processes": [],
-        "states": {},
-        "sockets_seen": 0,
-        "top_ports": [],
-        "stuck_peers": {},
-        "listeners": [],
-        "capture": None,
-        "context": {},
-        "logs": None,
-        "become": {
-            "requested": view.become_requested,
-            "user": view.become_user,
-            "ok": False,
-            "error": view.become_problem,
-        },
-        "privileged": False,
-        "unseen": ["everything: the runbook did not run (" + message + ")"],
-        "errors": [message],
-    }
+def failed_investigation(message: str, view: HostView, plan: Plan) -> Investigation:
+    """When the runbook could not run at all (the exec failed or timed out): a finding, not an error.
+
+    An investigation that saw nothing (the defaults), saying why.
+    """
+    return Investigation(
+        become=Become(view.become_requested, view.become_user, False, view.become_problem),
+        unseen=("everything: the runbook did not run (" + message + ")",),
+        errors=(message,),
+    )
+
+
+def _processes(owners: tuple[Owner, ...]) -> tuple[Process, ...]:
+    return tuple(Process(o.pid, o.command) for o in owners)
 
 
 def _parsed(step: StepOutput, parser: Any, errors: list[str]) -> Any:
@@ -290,8 +284,8 @@ def _listeners(rows: list[SocketRow], owners: Mapping[int, tuple[Owner, ...]]) -
     return sorted(found.values(), key=lambda lf: (-(lf.queue / max(1, lf.backlog)), lf.port, lf.address))
 
 
-def _top_ports(rows: list[SocketRow], per_state: int = 3) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
+def _top_ports(rows: list[SocketRow], per_state: int = 3) -> tuple[StatePorts, ...]:
+    out: list[StatePorts] = []
     for state in TROUBLED_STATES:
         in_state = [r for r in rows if r.state == state]
         if not in_state:
@@ -299,37 +293,38 @@ def _top_ports(rows: list[SocketRow], per_state: int = 3) -> list[dict[str, Any]
         local = Counter(r.local.port for r in in_state if r.local.port is not None)
         peer = Counter(r.peer.port for r in in_state if r.peer.port is not None)
         out.append(
-            {
-                "state": state,
-                "count": len(in_state),
-                "local": [{"port": p, "count": n} for p, n in local.most_common(per_state)],
-                "peer": [{"port": p, "count": n} for p, n in peer.most_common(per_state)],
-            }
+            StatePorts(
+                state,
+                len(in_state),
+                tuple(PortCount(p, n) for p, n in local.most_common(per_state)),
+                tuple(PortCount(p, n) for p, n in peer.most_common(per_state)),
+            )
         )
-    return out
+    return tuple(out)
 
 
-def _headline(causes: list[Cause]) -> dict[str, Any] | None:
+def _headline(causes: list[Cause]) -> Top | None:
     """The table's TOP PORT/PROCESS for the host: what the first cause's own evidence points at.
 
-    ``{"port", "peer", "pid", "command", "why"}``: a local port this host serves (and the process that
-    owns it), or the peer ``address:port`` that resets it; None when that evidence names nothing (an
-    unrelated port, such as a client's ephemeral one, is never put in its place).
+    A local port this host serves (and the process that owns it), or the peer ``address:port`` that
+    resets it; None when that evidence names nothing (an unrelated port, such as a client's ephemeral
+    one, is never put in its place).
     """
     top = causes[0].top if causes else None
     if top is None:
         return None
     owner = top.processes[0] if top.processes else None
-    return {
-        "port": top.port,
-        "peer": top.peer,
-        "pid": owner.pid if owner else None,
-        "command": owner.command if owner else None,
-        "why": f"{causes[0].cause}: {top.why}",
-    }
+    return Top(
+        port=top.port,
+        peer=top.peer,
+        pid=owner.pid if owner else None,
+        command=owner.command if owner else None,
+        why=f"{causes[0].cause}: {top.why}",
+    )
 
 
-def _context(text: str) -> tuple[dict[str, Any], dict[str, str], str | None]:
+def _context(text: str) -> Context:
+    """The context step's lines; ``login_user`` is the user the host said it ran as (None: unsaid)."""
     context: dict[str, Any] = {}
     sysctls: dict[str, str] = {}
     login: str | None = None
@@ -338,7 +333,7 @@ def _context(text: str) -> tuple[dict[str, Any], dict[str, str], str | None]:
         value = value.strip()
         try:
             if key == "/proc/loadavg":
-                context["loadavg"] = [float(v) for v in value.split()[:3]]
+                context["loadavg"] = tuple(float(v) for v in value.split()[:3])
             elif key == "/proc/net/sockstat":
                 words = value.split()
                 if "TCP:" in words:
@@ -353,7 +348,7 @@ def _context(text: str) -> tuple[dict[str, Any], dict[str, str], str | None]:
                         if name in pairs and pairs[name].isdigit():
                             context[field_name] = int(pairs[name])
             elif key == "/proc/sys/net/ipv4/tcp_mem":
-                context["tcp_mem_pages"] = [int(v) for v in value.split()[:3]]
+                context["tcp_mem_pages"] = tuple(int(v) for v in value.split()[:3])
             elif key in ("MemTotal:", "MemAvailable:"):
                 context["mem_total_kib" if key == "MemTotal:" else "mem_available_kib"] = int(
                     value.split()[0]
@@ -364,38 +359,32 @@ def _context(text: str) -> tuple[dict[str, Any], dict[str, str], str | None]:
                 sysctls[key.rsplit("/", 1)[-1]] = " ".join(value.split())
         except (ValueError, IndexError):
             continue  # a value that is not what the kernel prints: left out, not fatal
-    return context, sysctls, login
+    return Context(**context, sysctls=sysctls, login_user=login)
 
 
 def _capture(
     out: RunbookOutput,
     plan: Plan,
+    duration_s: float,
     login: str,
-    privileged: bool,
     view: HostView,
     unseen: list[str],
     errors: list[str],
     owners: Mapping[int, tuple[Owner, ...]],
-) -> tuple[dict[str, Any], list[RstSeen] | None]:
-    result: dict[str, Any] = {
-        "duration_s": plan.capture_s,
-        "max_packets": plan.max_packets,
-        "packets": 0,
-        "dropped": None,
-        "flows": [],
-        "error": None,
-        "pcap": None,
-        "pcap_bytes": None,
-    }
+) -> tuple[Capture, list[RstSeen] | None]:
+    """The capture as read (its ``error`` None), or why there is none; and the RSTs it saw, exactly.
+
+    The pcap itself is not part of it: the runner writes ``out.pcap_base64`` for a capture that was read.
+    """
+    none = Capture(duration_s, plan.max_packets)
     step = out.steps.get("capture")
     if step is None:
-        result["error"] = "the capture did not report back (the runbook was cut short)"
-        unseen.append("RST capture: " + result["error"])
-        return result, None
+        why = "the capture did not report back (the runbook was cut short)"
+        unseen.append("RST capture: " + why)
+        return replace(none, error=why), None
     if step.missing:
-        result["error"] = "tcpdump is not installed"
         unseen.append("RST capture: tcpdump is not installed on the host")
-        return result, None
+        return replace(none, error="tcpdump is not installed"), None
     stderr = step.stderr
     text_step = out.steps.get("capture-text")
     if step.bytes == 0 or text_step is None:
@@ -405,10 +394,8 @@ def _capture(
             why += ": sudo refused)" if view.become_requested else ": use -b/--become)"
         else:
             why = "tcpdump failed: " + (_first_line(stderr) or f"exit status {step.rc}")
-        result["error"] = why
         unseen.append("RST capture: " + why)
-        return result, None
-    capture = Capture()
+        return replace(none, error=why), None
     try:
         capture = parse_tcpdump(
             text_step.stdout if not text_step.truncated else text_step.stdout[: text_step.stdout.rfind("\n")]
@@ -416,26 +403,25 @@ def _capture(
         stats = parse_tcpdump("\n".join(ln for ln in stderr.splitlines() if "packet" in ln))
     except InvestigateParseError as exc:
         errors.append(f"capture: {exc}")
-        result["error"] = str(exc)
-        return result, None
-    result["packets"] = len(capture.segments)
-    result["dropped"] = stats.counts.get("dropped by kernel")
+        return replace(none, error=str(exc)), None
     if len(capture.segments) >= plan.max_packets:
-        unseen.append(f"RST capture: stopped at {plan.max_packets} packets before {plan.capture_s:g}s")
+        unseen.append(f"RST capture: stopped at {plan.max_packets} packets before {duration_s:g}s")
     local_addresses = frozenset({"127.0.0.1", "::1"})
-    flows = summarise_rsts(capture.segments, local_addresses)
-    for flow in flows:
-        entry: dict[str, Any] = {
-            "direction": flow.direction,
-            "local_port": flow.local_port,
-            "peer": flow.peer,
-            "count": flow.count,
-        }
-        if flow.spread > 1:
-            entry["ports"] = flow.spread
-        if flow.local_port is not None and flow.local_port in owners:
-            entry["processes"] = [{"pid": o.pid, "command": o.command} for o in owners[flow.local_port]]
-        result["flows"].append(entry)
+    flows = tuple(
+        Flow(
+            direction=flow.direction,
+            local_port=flow.local_port,
+            peer=flow.peer,
+            count=flow.count,
+            ports=flow.spread if flow.spread > 1 else None,
+            processes=(
+                _processes(owners[flow.local_port])
+                if flow.local_port is not None and flow.local_port in owners
+                else None
+            ),
+        )
+        for flow in summarise_rsts(capture.segments, local_addresses)
+    )
     exact: Counter[tuple[str, int, str, int]] = Counter()
 
     for seg in capture.segments:
@@ -443,18 +429,20 @@ def _capture(
             direction, lport, peer = orient_rst(seg, local_addresses)
             exact[(direction, lport, peer.address, peer.port or 0)] += 1
     rsts = [RstSeen(d, lp, pa, pp, n) for (d, lp, pa, pp), n in exact.items()]
-    if out.pcap_base64 is not None:
-        result["pcap_base64"] = out.pcap_base64  # the runner writes it to a file and drops this key
-    elif plan.save_pcap:
+    if out.pcap_base64 is None and plan.save_pcap:
         pcap = out.steps.get("pcap")
         unseen.append(
             "pcap file: " + ("base64 is not installed" if pcap and pcap.missing else "not brought back")
         )
-    return result, rsts
+    read = replace(
+        none, packets=len(capture.segments), dropped=stats.counts.get("dropped by kernel"), flows=flows
+    )
+    return read, rsts
 
 
-def _logs(steps: Mapping[str, StepOutput], unseen: list[str], login: str, privileged: bool) -> dict[str, Any]:
-    result: dict[str, Any] = {"sources": [], "lines": []}
+def _logs(steps: Mapping[str, StepOutput], unseen: list[str], login: str, privileged: bool) -> Logs:
+    sources: list[str] = []
+    found: list[str] = []
     for name in ("journal", "syslog"):
         step = steps.get(name)
         if step is None:
@@ -466,13 +454,12 @@ def _logs(steps: Mapping[str, StepOutput], unseen: list[str], login: str, privil
             reason = _first_line(step.stderr) or f"exit status {step.rc}"
             unseen.append(f"logs ({name}): {reason}" + ("" if privileged else f" (ran as {login})"))
             continue
-        result["sources"].append(name)
+        sources.append(name)
         lines = step.stdout.splitlines()
         if step.truncated and lines:
             lines = lines[1:]  # tail -c may start mid-line
         matching = [ln for ln in lines if any(w in ln.lower() for w in LOG_WORDS)]
-        result["lines"].extend(matching[-MAX_LOG_LINES:])
-    if not result["sources"]:
+        found.extend(matching[-MAX_LOG_LINES:])
+    if not sources:
         unseen.append("logs: no kernel log, journal or syslog could be read")
-    result["lines"] = result["lines"][-MAX_LOG_LINES:]
-    return result
+    return Logs(tuple(sources), tuple(found[-MAX_LOG_LINES:]))

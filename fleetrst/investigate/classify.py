@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .result import CauseResult, Evidence, ProcessRef
 from .ss import Endpoint, Owner
 
 MIN_RATE = 1.0  # events/s below which a counter is not evidence of anything
@@ -110,18 +111,16 @@ class Cause:
     processes: tuple[Owner, ...] = ()
     top: Top | None = None  # what this cause's own evidence points at; None when it names nothing
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "cause": self.cause,
-            "summary": self.summary,
-            "port": self.port,
-            "processes": [{"pid": o.pid, "command": o.command, "port": self.port} for o in self.processes],
-            "evidence": {
-                "rates": {k: round(v, 3) for k, v in self.rates.items()},
-                "sockets": dict(self.sockets),
-            },
-            "next_step": self.next_step,
-        }
+    def as_result(self) -> CauseResult:
+        """The cause as the investigation reports it (its rates rounded to 3 places)."""
+        return CauseResult(
+            self.cause,
+            self.summary,
+            self.next_step,
+            self.port,
+            tuple(ProcessRef(o.pid, o.command, self.port) for o in self.processes),
+            Evidence({k: round(v, 3) for k, v in self.rates.items()}, dict(self.sockets)),
+        )
 
 
 def _r(rates: Mapping[str, float], name: str) -> float:

@@ -8,50 +8,49 @@ received from a peer address:port) and from socket tables (many sockets to one p
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from ..model import HostResult
+from .result import Finding
 
 MIN_HOSTS = 2
 LOCAL = ("127.", "::1", "[::1]")
 
 
-def fleet_findings(results: Sequence[HostResult], min_hosts: int = MIN_HOSTS) -> list[Mapping[str, Any]]:
+def fleet_findings(results: Sequence[HostResult], min_hosts: int = MIN_HOSTS) -> list[Finding]:
     """Peers that reset (or refuse) several hosts at once, most hosts first."""
     by_peer: defaultdict[str, dict[str, int]] = defaultdict(dict)
     source: defaultdict[str, set[str]] = defaultdict(set)
     for h in results:
         inv = h.investigation
-        if not inv:
+        if inv is None:
             continue
-        capture = inv.get("capture") or {}
-        for flow in capture.get("flows") or ():
-            peer = str(flow.get("peer", ""))
-            if flow.get("direction") == "received" and not peer.startswith(LOCAL) and not peer.endswith(":*"):
-                by_peer[peer][h.host] = by_peer[peer].get(h.host, 0) + int(flow.get("count", 0))
+        for flow in inv.capture.flows if inv.capture is not None else ():
+            peer = flow.peer
+            if flow.direction == "received" and not peer.startswith(LOCAL) and not peer.endswith(":*"):
+                by_peer[peer][h.host] = by_peer[peer].get(h.host, 0) + flow.count
                 source[peer].add("capture")
-        for peer, n in (inv.get("stuck_peers") or {}).items():
-            if not str(peer).startswith(LOCAL):
-                by_peer[peer][h.host] = by_peer[peer].get(h.host, 0) + int(n)
+        for peer, n in inv.stuck_peers.items():
+            if not peer.startswith(LOCAL):
+                by_peer[peer][h.host] = by_peer[peer].get(h.host, 0) + n
                 source[peer].add("sockets")
-    findings: list[Mapping[str, Any]] = []
+    findings: list[Finding] = []
     for peer, hosts in by_peer.items():
         if len(hosts) < min_hosts:
             continue
-        names = sorted(hosts)
+        names = tuple(sorted(hosts))
         findings.append(
-            {
-                "kind": "common_peer",
-                "peer": peer,
-                "hosts": names,
-                "count": sum(hosts.values()),
-                "seen_in": sorted(source[peer]),
-                "summary": f"{len(names)} hosts get resets from {peer} — a service there may have crashed "
+            Finding(
+                kind="common_peer",
+                peer=peer,
+                hosts=names,
+                count=sum(hosts.values()),
+                seen_in=tuple(sorted(source[peer])),
+                summary=f"{len(names)} hosts get resets from {peer} — a service there may have crashed "
                 "(or a firewall in front of it resets connections)",
-                "next_step": f"look at {peer} itself: is the service on that port running and accepting? "
+                next_step=f"look at {peer} itself: is the service on that port running and accepting? "
                 "the hosts are: " + ", ".join(names[:10]) + (" ..." if len(names) > 10 else ""),
-            }
+            )
         )
-    findings.sort(key=lambda f: (-len(f["hosts"]), str(f["peer"])))
+    findings.sort(key=lambda f: (-len(f.hosts), f.peer))
     return findings

@@ -2,6 +2,8 @@
 
 Implements ``fleetrst.sweep.Investigator``. One remote exec per host; whatever goes wrong (a timeout,
 an output cap, garbage) comes back as a finding in the host's investigation, never as an exception.
+The pcap the runbook brings back (``--save-pcap DIR``) is written here, from the runbook's output; the
+investigation records only the file's path and size.
 """
 
 from __future__ import annotations
@@ -11,16 +13,17 @@ import binascii
 import os
 import re
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from ..model import HostResult, Rates, Target, Verdict
 from ..transport.base import Session, TransportError
 from .analyse import HostView, analyse, failed_investigation
 from .correlate import fleet_findings
 from .errors import InvestigateParseError
+from .result import Capture, Finding, Investigation
 from .script import Plan, build_script, new_nonce, parse_runbook_output
 
 Mode = Literal["auto", "always", "never"]
@@ -106,7 +109,7 @@ class RunbookInvestigator:
 
     async def investigate(
         self, session: Session, target: Target, rates: Rates, verdict: Verdict
-    ) -> Mapping[str, Any]:
+    ) -> Investigation:
         started = time.monotonic()
         plan, view = self.plan_for(target, rates)
         if plan is None:  # a become user sudo could not take: run unprivileged, say so
@@ -130,22 +133,22 @@ class RunbookInvestigator:
                 found = analyse(out, rates.per_second, plan, view)
             except Exception as exc:  # a bug of ours must stay this host's finding
                 found = failed_investigation(f"internal error: {type(exc).__name__}: {exc}", view, plan)
-        self._save_pcap(target.name, found)
-        found["elapsed_s"] = round(time.monotonic() - started, 3)
-        return found
+            else:
+                # the pcap belongs to a capture that was read (one without an error)
+                if found.capture is not None and found.capture.error is None and out.pcap_base64 is not None:
+                    found = replace(
+                        found, capture=self._save_pcap(target.name, found.capture, out.pcap_base64)
+                    )
+        return replace(found, elapsed_s=round(time.monotonic() - started, 3))
 
-    def _save_pcap(self, host: str, found: dict[str, Any]) -> None:
-        capture = found.get("capture")
-        if not capture:
-            return
-        data64 = capture.pop("pcap_base64", None)
-        if data64 is None or self.options.save_pcap_dir is None:
-            return
+    def _save_pcap(self, host: str, capture: Capture, data64: str) -> Capture:
+        """Write the host's pcap under ``--save-pcap DIR``: the capture with its file, or with the error."""
+        if self.options.save_pcap_dir is None:
+            return capture
         try:
             data = base64.b64decode(data64.replace("\n", ""), validate=True)
         except (binascii.Error, ValueError):
-            capture["error"] = "the pcap did not come back intact (bad base64)"
-            return
+            return replace(capture, error="the pcap did not come back intact (bad base64)")
         data = data[: self.options.pcap_max_bytes]
         path = Path(self.options.save_pcap_dir) / pcap_file_name(host)
         try:
@@ -153,10 +156,8 @@ class RunbookInvestigator:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
         except OSError as exc:
-            capture["error"] = f"could not write {path}: {exc.strerror}"
-            return
-        capture["pcap"] = str(path)
-        capture["pcap_bytes"] = len(data)
+            return replace(capture, error=f"could not write {path}: {exc.strerror}")
+        return replace(capture, pcap=str(path), pcap_bytes=len(data))
 
-    def fleet_findings(self, results: Sequence[HostResult]) -> list[Mapping[str, Any]]:
+    def fleet_findings(self, results: Sequence[HostResult]) -> list[Finding]:
         return fleet_findings(results)

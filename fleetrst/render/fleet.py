@@ -30,26 +30,31 @@ def _cause_text(h: HostResult) -> str:
     """The investigation's first cause, for the table (``closed_port``, or ``-`` when none found)."""
     if h.investigation is None:
         return ""
-    causes = h.investigation.get("causes") or []
+    causes = h.investigation.causes
     if not causes:
         return "-"
-    return clean(str(causes[0].get("cause", "?"))) + (f" +{len(causes) - 1}" if len(causes) > 1 else "")
+    return clean(causes[0].cause) + (f" +{len(causes) - 1}" if len(causes) > 1 else "")
 
 
 def _top_text(h: HostResult) -> str:
-    """The port and process behind the first cause: ``9400 aborting-server[1234]``."""
-    top = h.investigation.get("top") if h.investigation is not None else None
-    if not top:
+    """What the first cause points at: a port and its process (``9400 aborting-server[1234]``), or the
+    peer that resets this host (``10.233.0.14:5432``); empty when it names nothing."""
+    top = h.investigation.top if h.investigation is not None else None
+    if top is None:
         return ""
-    text = str(top.get("port", ""))
-    if top.get("command"):
-        text += f" {clean(str(top['command']))}[{top.get('pid')}]"
-    return text
+    words = []
+    if top.port is not None:
+        words.append(str(top.port))
+    elif top.peer:
+        words.append(clean(top.peer))
+    if top.command:
+        words.append(f"{clean(top.command)}[{top.pid}]")
+    return " ".join(words)
 
 
 def render_findings(report: FleetReport) -> str:
     """What the hosts' investigations show together, one line each (empty when nothing)."""
-    return "".join(f"finding: {clean(str(f.get('summary', '')))}\n" for f in report.findings)
+    return "".join(f"finding: {clean(f.summary)}\n" for f in report.findings)
 
 
 def render_table(report: FleetReport, table_format: str = "simple", *, only_problems: bool = False) -> str:

@@ -6,15 +6,18 @@ Everything a host could have written (process names, log lines, error text) pass
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from ..model import FleetReport, HostResult
 from .text import clean, summary_line, worst_first
 
+if TYPE_CHECKING:
+    from ..investigate.result import Investigation, Process
 
-def _procs(items: Any) -> str:
-    return ", ".join(f"{clean(str(p.get('command')))} (pid {p.get('pid')})" for p in items or ()) or "-"
+
+def _procs(items: Iterable[Process] | None) -> str:
+    return ", ".join(f"{clean(p.command)} (pid {p.pid})" for p in items or ()) or "-"
 
 
 def render_host(h: HostResult) -> str:
@@ -48,86 +51,77 @@ def render_host(h: HostResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _investigation_lines(inv: Mapping[str, Any]) -> list[str]:
+def _investigation_lines(inv: Investigation) -> list[str]:
     lines: list[str] = []
-    causes = inv.get("causes") or []
-    if causes:
+    if inv.causes:
         lines.append("   likely causes:")
-        for c in causes:
-            lines.append(f"   - {c['cause']}: {clean(str(c['summary']))}")
-            rates = c.get("evidence", {}).get("rates", {})
-            shown = ", ".join(f"{k} {v:.1f}/s" for k, v in rates.items() if v)
+        for c in inv.causes:
+            lines.append(f"   - {c.cause}: {clean(c.summary)}")
+            shown = ", ".join(f"{k} {v:.1f}/s" for k, v in c.evidence.rates.items() if v)
             if shown:
                 lines.append(f"       rates: {shown}")
-            sockets = c.get("evidence", {}).get("sockets", {})
-            if sockets:
-                lines.append("       seen: " + clean(", ".join(f"{k} {v}" for k, v in sockets.items())))
-            lines.append(f"       next: {clean(str(c['next_step']))}")
+            if c.evidence.sockets:
+                lines.append(
+                    "       seen: " + clean(", ".join(f"{k} {v}" for k, v in c.evidence.sockets.items()))
+                )
+            lines.append(f"       next: {clean(c.next_step)}")
     else:
         lines.append("   likely causes: none found")
-    states = inv.get("states") or {}
-    if states:
-        lines.append("   sockets: " + ", ".join(f"{k} {v}" for k, v in states.items()))
-    for tp in inv.get("top_ports") or []:
-        local = ", ".join(f"{p['port']}×{p['count']}" for p in tp["local"])
-        peer = ", ".join(f"{p['port']}×{p['count']}" for p in tp["peer"])
-        lines.append(
-            f"   {tp['state']} ({tp['count']}): local ports {local or '-'}; peer ports {peer or '-'}"
-        )
-    listeners = inv.get("listeners") or []
-    if listeners:
+    if inv.states:
+        lines.append("   sockets: " + ", ".join(f"{k} {v}" for k, v in inv.states.items()))
+    for tp in inv.top_ports:
+        local = ", ".join(f"{p.port}×{p.count}" for p in tp.local)
+        peer = ", ".join(f"{p.port}×{p.count}" for p in tp.peer)
+        lines.append(f"   {tp.state} ({tp.count}): local ports {local or '-'}; peer ports {peer or '-'}")
+    if inv.listeners:
         lines.append("   listeners (accept queue / backlog):")
-        for lf in listeners[:10]:
-            fill = " FULL" if lf["backlog"] and lf["queue"] >= lf["backlog"] else ""
+        for lf in inv.listeners[:10]:
+            fill = " FULL" if lf.full else ""
             lines.append(
-                f"     {clean(lf['address'])}:{lf['port']}  {lf['queue']}/{lf['backlog']}{fill}  "
-                f"{_procs(lf['processes'])}"
+                f"     {clean(lf.address)}:{lf.port}  {lf.queue}/{lf.backlog}{fill}  {_procs(lf.processes)}"
             )
-    procs = inv.get("processes") or []
-    if procs:
+    if inv.processes:
         lines.append(
             "   processes: "
-            + ", ".join(f"{clean(str(p['command']))} (pid {p['pid']}, port {p['port']})" for p in procs[:10])
+            + ", ".join(f"{clean(p.command)} (pid {p.pid}, port {p.port})" for p in inv.processes[:10])
         )
-    capture = inv.get("capture")
+    capture = inv.capture
     if capture is not None:
-        if capture.get("error"):
-            lines.append(f"   capture: {clean(str(capture['error']))}")
+        if capture.error:
+            lines.append(f"   capture: {clean(capture.error)}")
         else:
-            lines.append(f"   capture ({capture['duration_s']:g}s): {capture['packets']} RST segments")
-            for f in capture.get("flows", [])[:10]:
-                local = "*" if f["local_port"] is None else str(f["local_port"])
-                many = f" ({f['ports']} ports)" if f.get("ports") else ""
-                who = f"  {_procs(f['processes'])}" if f.get("processes") else ""
+            lines.append(f"   capture ({capture.duration_s:g}s): {capture.packets} RST segments")
+            for f in capture.flows[:10]:
+                local = "*" if f.local_port is None else str(f.local_port)
+                many = f" ({f.ports} ports)" if f.ports else ""
+                who = f"  {_procs(f.processes)}" if f.processes else ""
                 lines.append(
-                    f"     {f['count']:>6}  {f['direction']:<8} local port {local:<6} peer "
-                    f"{clean(str(f['peer']))}{many}{who}"
+                    f"     {f.count:>6}  {f.direction:<8} local port {local:<6} "
+                    f"peer {clean(f.peer)}{many}{who}"
                 )
-        if capture.get("pcap"):
-            lines.append(f"   pcap: {clean(str(capture['pcap']))} ({capture['pcap_bytes']} bytes)")
-    ctx = inv.get("context") or {}
+        if capture.pcap:
+            lines.append(f"   pcap: {clean(capture.pcap)} ({capture.pcap_bytes} bytes)")
+    ctx = inv.context
     bits = []
-    if "loadavg" in ctx:
-        bits.append("load " + " ".join(f"{v:g}" for v in ctx["loadavg"]))
-    if "mem_available_kib" in ctx:
-        bits.append(f"mem available {ctx['mem_available_kib'] // 1024} MiB")
-    if "tcp_mem_used_pages" in ctx and "tcp_mem_pages" in ctx:
-        bits.append(f"tcp mem {ctx['tcp_mem_used_pages']} pages (pressure at {ctx['tcp_mem_pages'][1]})")
-    if "orphans" in ctx:
-        bits.append(f"orphans {ctx['orphans']}")
+    if ctx.loadavg is not None:
+        bits.append("load " + " ".join(f"{v:g}" for v in ctx.loadavg))
+    if ctx.mem_available_kib is not None:
+        bits.append(f"mem available {ctx.mem_available_kib // 1024} MiB")
+    if ctx.tcp_mem_used_pages is not None and ctx.tcp_mem_pages is not None and len(ctx.tcp_mem_pages) == 3:
+        bits.append(f"tcp mem {ctx.tcp_mem_used_pages} pages (pressure at {ctx.tcp_mem_pages[1]})")
+    if ctx.orphans is not None:
+        bits.append(f"orphans {ctx.orphans}")
     if bits:
         lines.append("   context: " + ", ".join(bits))
-    sysctls = ctx.get("sysctls") or {}
-    if sysctls:
-        lines.append("   sysctls: " + clean(", ".join(f"{k}={v}" for k, v in sorted(sysctls.items()))))
-    logs = inv.get("logs")
-    if logs and logs.get("lines"):
+    if ctx.sysctls:
+        lines.append("   sysctls: " + clean(", ".join(f"{k}={v}" for k, v in sorted(ctx.sysctls.items()))))
+    if inv.logs is not None and inv.logs.lines:
         lines.append("   log lines:")
-        lines.extend(f"     {clean(str(ln))[:200]}" for ln in logs["lines"][-10:])
-    for what in inv.get("unseen") or []:
-        lines.append(f"   not seen: {clean(str(what))}")
-    for err in inv.get("errors") or []:
-        lines.append(f"   problem: {clean(str(err))}")
+        lines.extend(f"     {clean(ln)[:200]}" for ln in inv.logs.lines[-10:])
+    for what in inv.unseen:
+        lines.append(f"   not seen: {clean(what)}")
+    for err in inv.errors:
+        lines.append(f"   problem: {clean(err)}")
     return lines
 
 
@@ -136,9 +130,9 @@ def render_findings(report: FleetReport) -> str:
         return ""
     lines = ["fleet findings:"]
     for f in report.findings:
-        lines.append(f"- {clean(str(f.get('summary', '')))}")
-        if f.get("next_step"):
-            lines.append(f"  next: {clean(str(f['next_step']))}")
+        lines.append(f"- {clean(f.summary)}")
+        if f.next_step:
+            lines.append(f"  next: {clean(f.next_step)}")
     return "\n".join(lines) + "\n"
 
 

@@ -1,14 +1,28 @@
 """The versioned JSON documents: ``-o json`` (schema ``fleetrst.sweep``) and ``-o jsonl`` (schema
 ``fleetrst.host``, one host a line). Pure: the fleet report in, text out. The README documents both.
+
+The one place where a host's ``Investigation`` and the fleet's ``Finding``s become JSON.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..model import STATUSES, FleetReport, HostResult
 from .text import fleet_totals, rounded, worst_first
+
+if TYPE_CHECKING:
+    from ..investigate.result import (
+        Capture,
+        CauseResult,
+        Context,
+        Finding,
+        Investigation,
+        Listener,
+        Process,
+        ProcessRef,
+    )
 
 JSON_SCHEMA = "fleetrst.sweep"
 JSON_VERSION = 1
@@ -43,8 +57,138 @@ def host_json(h: HostResult) -> dict[str, Any]:
             }
             for t in h.tripped
         ],
-        "investigation": dict(h.investigation) if h.investigation is not None else None,
+        "investigation": investigation_json(h.investigation) if h.investigation is not None else None,
         "elapsed_s": rounded(h.elapsed_s),
+    }
+
+
+def _process(p: Process) -> dict[str, Any]:
+    return {"pid": p.pid, "command": p.command}
+
+
+def _process_ref(p: ProcessRef) -> dict[str, Any]:
+    return {"pid": p.pid, "command": p.command, "port": p.port}
+
+
+def _cause(c: CauseResult) -> dict[str, Any]:
+    return {
+        "cause": c.cause,
+        "summary": c.summary,
+        "port": c.port,
+        "processes": [_process_ref(p) for p in c.processes],
+        "evidence": {"rates": dict(c.evidence.rates), "sockets": dict(c.evidence.sockets)},
+        "next_step": c.next_step,
+    }
+
+
+def _listener(lf: Listener) -> dict[str, Any]:
+    return {
+        "address": lf.address,
+        "port": lf.port,
+        "queue": lf.queue,
+        "backlog": lf.backlog,
+        "fill": lf.fill,
+        "processes": [_process(p) for p in lf.processes],
+    }
+
+
+def _capture(c: Capture) -> dict[str, Any]:
+    flows = []
+    for f in c.flows:
+        flow: dict[str, Any] = {
+            "direction": f.direction,
+            "local_port": f.local_port,
+            "peer": f.peer,
+            "count": f.count,
+        }
+        if f.ports is not None:  # the flow stands for many ports
+            flow["ports"] = f.ports
+        if f.processes is not None:  # the local port's owners are known
+            flow["processes"] = [_process(p) for p in f.processes]
+        flows.append(flow)
+    return {
+        "duration_s": c.duration_s,
+        "max_packets": c.max_packets,
+        "packets": c.packets,
+        "dropped": c.dropped,
+        "flows": flows,
+        "error": c.error,
+        "pcap": c.pcap,
+        "pcap_bytes": c.pcap_bytes,
+    }
+
+
+def _context(c: Context) -> dict[str, Any]:
+    """Only what the host said: a field it did not say is left out (the whole object is ``{}`` when the
+    runbook did not run)."""
+    values: dict[str, Any] = {
+        "loadavg": None if c.loadavg is None else list(c.loadavg),
+        "tcp_inuse": c.tcp_inuse,
+        "orphans": c.orphans,
+        "time_wait": c.time_wait,
+        "tcp_mem_used_pages": c.tcp_mem_used_pages,
+        "tcp_mem_pages": None if c.tcp_mem_pages is None else list(c.tcp_mem_pages),
+        "mem_total_kib": c.mem_total_kib,
+        "mem_available_kib": c.mem_available_kib,
+        "sysctls": None if c.sysctls is None else dict(c.sysctls),
+        "login_user": c.login_user,
+    }
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def investigation_json(inv: Investigation) -> dict[str, Any]:
+    """A host's ``investigation`` object, as README.md documents it (``version`` 1)."""
+    top = inv.top
+    return {
+        "version": inv.version,
+        "causes": [_cause(c) for c in inv.causes],
+        "top": (
+            None
+            if top is None
+            else {"port": top.port, "peer": top.peer, "pid": top.pid, "command": top.command, "why": top.why}
+        ),
+        "processes": [_process_ref(p) for p in inv.processes],
+        "states": dict(inv.states),
+        "sockets_seen": inv.sockets_seen,
+        "top_ports": [
+            {
+                "state": tp.state,
+                "count": tp.count,
+                "local": [{"port": p.port, "count": p.count} for p in tp.local],
+                "peer": [{"port": p.port, "count": p.count} for p in tp.peer],
+            }
+            for tp in inv.top_ports
+        ],
+        "stuck_peers": dict(inv.stuck_peers),
+        "listeners": [_listener(lf) for lf in inv.listeners],
+        "capture": None if inv.capture is None else _capture(inv.capture),
+        "context": _context(inv.context),
+        "logs": None
+        if inv.logs is None
+        else {"sources": list(inv.logs.sources), "lines": list(inv.logs.lines)},
+        "become": {
+            "requested": inv.become.requested,
+            "user": inv.become.user,
+            "ok": inv.become.ok,
+            "error": inv.become.error,
+        },
+        "privileged": inv.privileged,
+        "unseen": list(inv.unseen),
+        "errors": list(inv.errors),
+        "elapsed_s": inv.elapsed_s,
+    }
+
+
+def finding_json(f: Finding) -> dict[str, Any]:
+    """One of the top-level ``findings``: what several hosts' investigations show together."""
+    return {
+        "kind": f.kind,
+        "peer": f.peer,
+        "hosts": list(f.hosts),
+        "count": f.count,
+        "seen_in": list(f.seen_in),
+        "summary": f.summary,
+        "next_step": f.next_step,
     }
 
 
@@ -66,7 +210,7 @@ def report_json(report: FleetReport) -> dict[str, Any]:
             **{s: report.count(s) for s in STATUSES},
             "totals": {k: rounded(v) for k, v in fleet_totals(report).items()},
         },
-        "findings": [dict(f) for f in report.findings],
+        "findings": [finding_json(f) for f in report.findings],
         "hosts": [host_json(h) for h in worst_first(report.hosts)],
     }
 

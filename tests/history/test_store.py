@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -10,12 +11,14 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from fleetrst.history import store as history
 from fleetrst.history.store import HistoryError, HistoryStore
+from fleetrst.investigate.result import CauseResult, Evidence, Investigation, Listener, Process, ProcessRef
 from tests.helpers import host, report
 
 
@@ -64,23 +67,48 @@ def test_the_file_is_private_and_its_directory_too(tmp_path: Path) -> None:
 
 
 def test_only_causes_of_an_investigation_are_kept_never_command_lines(tmp_path: Path) -> None:
-    investigation = {
-        "causes": [
-            {
-                "cause": "closed_port",
-                "summary": "nothing listens on 5432",
-                "processes": [{"pid": 9, "command": "psql --password=swordfish"}],
-            }
-        ],
-        "processes": [{"pid": 7, "command": "mysql -uroot -phunter2", "port": 3306}],
-    }
+    investigation = Investigation(
+        causes=(
+            CauseResult(
+                "closed_port",
+                "nothing listens on 5432",
+                "start the service",
+                5432,
+                (ProcessRef(9, "psql --password=swordfish", 5432),),
+                Evidence({"resets_sent": 90.0}, {"listener": "10.0.0.1:5432 by svc --token=opensesame"}),
+            ),
+            CauseResult("half_open", "segments for forgotten connections", "look for a middlebox"),
+        ),
+        processes=(ProcessRef(7, "mysql -uroot -phunter2", 3306),),
+        listeners=(Listener("0.0.0.0", 3306, 0, 128, (Process(7, "mysql -uroot -phunter2"),)),),
+    )
     path = tmp_path / "h.sqlite"
     with HistoryStore.open(path) as store:
-        store.record(report([host("h001", "warning", sent=90, investigation=investigation)]), 1)
+        store.record(report([replace(host("h001", "warning", sent=90), investigation=investigation)]), 1)
         [row] = store.host_rows()
-    assert row.causes == ("closed_port",)
+        [[causes]] = store._db.execute("SELECT causes FROM host_results").fetchall()
+    assert row.causes == ("closed_port", "half_open")
+    assert json.loads(causes)[0] == {
+        "cause": "closed_port",
+        "summary": "nothing listens on 5432",
+        "port": 5432,
+        "next_step": "start the service",
+    }, "a cause's name, summary, port and next step: nothing else"
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
-    assert b"hunter2" not in raw and b"swordfish" not in raw and b"nothing listens on 5432" in raw
+    assert b"nothing listens on 5432" in raw
+    assert b"hunter2" not in raw and b"swordfish" not in raw and b"opensesame" not in raw
+
+
+def test_a_recorded_cause_is_read_back_by_its_name_only(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite"
+    with HistoryStore.open(path) as store:
+        store.record(report([host("h001", "warning", sent=90)]), 1)
+        store._db.execute(
+            "UPDATE host_results SET causes = ?",
+            (json.dumps([{"cause": "closed_port", "summary": "s"}, {"summary": "edited by hand"}]),),
+        )
+        [row] = store.host_rows()
+    assert row.causes == ("closed_port", '{"summary": "edited by hand"}')
 
 
 def test_an_interrupted_sweep_is_recorded_with_what_finished(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fleetrst.investigate.classify import CAUSES, Facts, ListenerFact, RstSeen, classify
+from fleetrst.investigate.result import ProcessRef
 from fleetrst.investigate.ss import Owner
 
 # Rates measured on this machine (tests/fixtures/proc: 2 s of each load in a namespace)
@@ -54,7 +55,7 @@ def test_an_aborting_server_is_aborted_connection_with_its_process() -> None:
     causes = classify(LINGER_ABORT, facts)
     assert names(causes) == ["aborted_connection"], "the RSTs are all explained by aborts: no closed_port"
     assert causes[0].port == 9400 and causes[0].processes == (SERVER,)
-    assert causes[0].as_json()["processes"] == [{"pid": 4242, "command": "aborting-server", "port": 9400}]
+    assert causes[0].as_result().processes == (ProcessRef(4242, "aborting-server", 9400),)
 
 
 def test_without_a_capture_the_only_listener_besides_ssh_is_named_and_said_to_be_a_guess() -> None:
@@ -128,8 +129,9 @@ def test_every_cause_has_words_for_the_on_call_engineer() -> None:
     assert set(names(causes)) == set(CAUSES)
     assert [c.score for c in causes] == sorted((c.score for c in causes), reverse=True)
     for c in causes:
-        doc = c.as_json()
-        assert doc["summary"] and doc["next_step"] and "evidence" in doc
+        found = c.as_result()
+        assert found.cause == c.cause and found.summary and found.next_step
+        assert found.evidence.rates == {k: round(v, 3) for k, v in c.rates.items()}
 
 
 # --- what each cause points at (Cause.top, the table's TOP PORT/PROCESS) ----------------------------

@@ -7,11 +7,12 @@ server); the cross-host lines below are real too, spliced into h001's runbook in
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from fleetrst.investigate.analyse import HostView, analyse
 from fleetrst.investigate.correlate import fleet_findings
+from fleetrst.investigate.result import Top
 from fleetrst.investigate.script import Plan, RunbookOutput, parse_runbook_output
 from fleetrst.model import HostResult, Rates
 
@@ -77,22 +78,23 @@ def runbook(host: str, *, ss: str | None = None, capture: str | None = None) -> 
     return parse_runbook_output(text, NONCE)
 
 
-def without_why(top: dict[str, Any]) -> dict[str, Any]:
-    assert str(top["why"]).strip(), "a top always says why"
-    return {k: v for k, v in top.items() if k != "why"}
+def without_why(top: Top | None) -> Top:
+    assert top is not None, "the first cause's evidence names something"
+    assert top.why.strip(), "a top always says why"
+    return replace(top, why="")
 
 
 def test_a_client_refused_by_a_peer_points_at_that_peer_not_at_its_own_ports() -> None:
     out = runbook("h001", ss=CLIENT_SS, capture=CLIENT_CAPTURE)
     inv = analyse(out, REFUSED, Plan(capture_s=2), HostView())
-    cause = inv["causes"][0]
-    assert cause["cause"] == "closed_port" and "refused by their peers" in cause["summary"], inv["causes"]
-    assert [f["peer"] for f in inv["capture"]["flows"]] == ["10.233.0.14:5432"]
-    top = inv["top"]
+    cause = inv.causes[0]
+    assert cause.cause == "closed_port" and "refused by their peers" in cause.summary, inv.causes
+    assert inv.capture is not None and [f.peer for f in inv.capture.flows] == ["10.233.0.14:5432"]
+    top = inv.top
     assert top is not None, "the capture names the peer that refuses this host"
-    assert without_why(top) == {"port": None, "peer": "10.233.0.14:5432", "pid": None, "command": None}
-    assert top["why"].startswith("closed_port: ") and "6 RSTs received" in top["why"]
-    assert not set(EPHEMERAL) & {top["port"]}
+    assert without_why(top) == Top(port=None, peer="10.233.0.14:5432", pid=None, command=None)
+    assert top.why.startswith("closed_port: ") and "6 RSTs received" in top.why
+    assert not set(EPHEMERAL) & {top.port}
 
 
 def test_three_clients_name_the_same_peer_as_their_common_finding() -> None:
@@ -109,50 +111,50 @@ def test_three_clients_name_the_same_peer_as_their_common_finding() -> None:
         for name in ("c1", "c2", "c3")
     ]
     (finding,) = fleet_findings(results)
-    assert finding["summary"].startswith("3 hosts get resets from 10.233.0.14:5432")
+    assert finding.summary.startswith("3 hosts get resets from 10.233.0.14:5432")
     for h in results:
-        assert h.investigation is not None and h.investigation["top"]["peer"] == finding["peer"]
+        assert h.investigation is not None and h.investigation.top is not None
+        assert h.investigation.top.peer == finding.peer
 
 
 def test_a_client_without_a_capture_names_nothing_rather_than_an_unrelated_port() -> None:
     inv = analyse(runbook("h001", ss=CLIENT_SS), REFUSED, Plan(), HostView())
-    assert inv["causes"][0]["cause"] == "closed_port"
-    assert inv["states"] == {"LISTEN": 1, "TIME-WAIT": 2}
-    assert inv["top"] is None, "the TIME-WAIT sockets' ephemeral peer ports are not what refuses it"
+    assert inv.causes[0].cause == "closed_port"
+    assert inv.states == {"LISTEN": 1, "TIME-WAIT": 2}
+    assert inv.top is None, "the TIME-WAIT sockets' ephemeral peer ports are not what refuses it"
 
 
 def test_a_server_refusing_on_a_closed_port_with_a_capture_gets_its_port() -> None:
     inv = analyse(runbook("h001", capture=SERVER_CAPTURE), REFUSING, Plan(capture_s=2), HostView())
-    cause = inv["causes"][0]
-    assert cause["cause"] == "closed_port" and cause["port"] == 5432
-    assert without_why(inv["top"]) == {"port": 5432, "peer": None, "pid": None, "command": None}
-    assert inv["top"]["why"].startswith("closed_port: ") and "5 RSTs sent" in inv["top"]["why"]
+    cause = inv.causes[0]
+    assert cause.cause == "closed_port" and cause.port == 5432
+    assert without_why(inv.top) == Top(port=5432, peer=None, pid=None, command=None)
+    assert inv.top is not None and inv.top.why.startswith("closed_port: ") and "5 RSTs sent" in inv.top.why
 
 
 def test_the_loopback_storm_with_its_capture_gets_the_closed_port() -> None:
     inv = analyse(
         runbook("h001"), {"resets_received": 100.0, "resets_sent": 100.0}, Plan(capture_s=2), HostView()
     )
-    storm_port = inv["capture"]["flows"][0]["local_port"]
+    assert inv.capture is not None
+    storm_port = inv.capture.flows[0].local_port
     assert storm_port == 46027
-    assert without_why(inv["top"]) == {"port": storm_port, "peer": None, "pid": None, "command": None}
+    assert without_why(inv.top) == Top(port=storm_port, peer=None, pid=None, command=None)
 
 
 def test_a_server_without_a_capture_has_no_top_and_says_a_capture_would_name_the_port() -> None:
     for rates in (REFUSING, {"resets_received": 100.0, "resets_sent": 100.0}):
         inv = analyse(runbook("h001"), rates, Plan(), HostView())
-        (cause,) = inv["causes"]
-        assert cause["cause"] == "closed_port" and cause["port"] is None
-        assert inv["top"] is None
-        assert (
-            "a capture (--capture 10s, with -b for tcpdump's privileges) names the port" in cause["next_step"]
-        )
+        (cause,) = inv.causes
+        assert cause.cause == "closed_port" and cause.port is None
+        assert inv.top is None
+        assert "a capture (--capture 10s, with -b for tcpdump's privileges) names the port" in cause.next_step
 
 
 def test_an_aborting_server_gets_its_port_and_process() -> None:
     rates = {"resets_sent": 100.0, "estab_resets": 200.0, "aborts_on_data": 100.0}
     inv = analyse(runbook("h002"), rates, Plan(capture_s=2, samples=10, logs=True), HostView())
-    assert inv["causes"][0]["cause"] == "aborted_connection"
-    top = inv["top"]
-    assert top["port"] == 9400 and top["peer"] is None and top["command"] == "aborting-server"
-    assert top["why"] == "aborted_connection: the capture shows the RSTs coming from it"
+    assert inv.causes[0].cause == "aborted_connection"
+    top = inv.top
+    assert top is not None and top.port == 9400 and top.peer is None and top.command == "aborting-server"
+    assert top.why == "aborted_connection: the capture shows the RSTs coming from it"
