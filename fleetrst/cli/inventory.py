@@ -7,6 +7,7 @@ import sys
 
 from ..inventory import InventoryError, load_inventory
 from ..inventory.output import render_inventory
+from . import options
 from .context import Context
 
 DESCRIPTION = "Show the hosts, groups and variables of an inventory exactly as ansible-inventory prints them."
@@ -21,8 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="SOURCE",
         help=(
-            "An inventory file, directory or comma-separated host list. "
-            "Give it several times to combine sources."
+            "An inventory file, directory, script, plugin config, ansible-inventory's JSON output "
+            "(- for standard input) or comma-separated host list. Give it several times to combine "
+            "sources."
         ),
     )
     action = parser.add_mutually_exclusive_group(required=True)
@@ -40,9 +42,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--vars", action="store_true", help="With --graph, also print each group's and host's variables."
     )
-    parser.add_argument(
+    form = parser.add_mutually_exclusive_group()
+    form.add_argument(
         "-y", "--yaml", action="store_true", help="Print YAML instead of JSON (with --list or --host)."
     )
+    form.add_argument(
+        "--toml",
+        action="store_true",
+        help="Print TOML instead of JSON (with --list or --host); needs the Python library tomli-w.",
+    )
+    parser.add_argument(
+        "--export",
+        action="store_true",
+        help="With --list: keep group variables on their groups and give each host its own variables "
+        "only, as ansible-inventory --export does (fleetrst reads this output back as an inventory).",
+    )
+    options.add_limit_argument(parser)
+    options.add_inventory_cache_argument(parser)
     parser.add_argument(
         "--output", metavar="FILE", help="Write the result to FILE instead of standard output."
     )
@@ -53,9 +69,18 @@ def run(args: argparse.Namespace, context: Context) -> int:
     sources = args.inventory or []
     if not sources:
         raise InventoryError("no inventory given: pass at least one -i SOURCE")
-    inv = load_inventory(sources)
+    limit = options.selected_limit(args)
+    inv = load_inventory(sources, options.inventory_load_options(args))
+    options.print_warnings(inv.warnings)
     text = render_inventory(
-        inv, graph=args.graph, host=args.host, graph_vars=bool(args.vars), as_yaml=args.yaml
+        inv,
+        graph=args.graph,
+        host=args.host,
+        graph_vars=bool(args.vars),
+        as_yaml=args.yaml,
+        as_toml=args.toml,
+        limit=limit,
+        export=args.export,
     )
     if args.output:
         try:

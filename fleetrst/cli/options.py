@@ -80,15 +80,66 @@ def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="INVENTORY",
         help="inventory file or directory, as for Ansible; may be given several times",
     )
+    add_limit_argument(parser)
+    add_inventory_cache_argument(parser)
+
+
+def add_limit_argument(parser: argparse.ArgumentParser) -> None:
+    """-l/--limit: as in Ansible, the last one given counts (and we say so when there are several)."""
     parser.add_argument(
         "-l",
         "--limit",
         action="append",
         default=[],
         metavar="SUBSET",
-        help="further limit the selected hosts with a pattern, or @FILE with one "
-        "pattern a line; may be given several times",
+        help="further limit the selected hosts with a pattern (web:&prod), or @FILE with one pattern "
+        "a line; as in Ansible, given twice only the last one counts",
     )
+
+
+INVENTORY_CACHE_DEFAULT = 300.0  # seconds; the inventory layer's own default for library callers is the same
+
+
+def add_inventory_cache_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--inventory-cache",
+        type=duration_arg(7 * 86400, allow_zero=True),
+        default=INVENTORY_CACHE_DEFAULT,
+        metavar="DURATION",
+        help="reuse what ansible-inventory made of a plugin config (aws_ec2.yml, ...) for this long, so "
+        "that cron and repeated runs do not call a cloud API each time; 0: every run "
+        f"(default: {INVENTORY_CACHE_DEFAULT:g}s)",
+    )
+
+
+def inventory_load_options(args: argparse.Namespace) -> Any:
+    """How the inventory layer loads sources for this command: the cache and the ansible.cfg in force."""
+    import os
+    from pathlib import Path
+
+    from ..inventory import LoadOptions
+    from ..settings import ansible_cfg_path
+
+    cfg = ansible_cfg_path(os.environ, Path.cwd(), Path(os.path.expanduser("~")))
+    return LoadOptions(cache_ttl=args.inventory_cache, ansible_cfg=str(cfg) if cfg else None)
+
+
+def selected_limit(args: argparse.Namespace) -> str | None:
+    """The --limit that counts: the last one, as in Ansible; several are named on stderr, not dropped
+    in silence."""
+    limits: list[str] = args.limit or []
+    if len(limits) > 1:
+        sys.stderr.write(
+            f"fleetrst: warning: --limit given {len(limits)} times: only the last one ({limits[-1]!r}) "
+            "counts, as in Ansible; to combine them write one pattern, e.g. -l 'web:&prod'\n"
+        )
+    return limits[-1] if limits else None
+
+
+def print_warnings(warnings: list[str]) -> None:
+    """What the inventory warned about (values from the layer below), once each, on stderr."""
+    for warning in dict.fromkeys(warnings):
+        sys.stderr.write(f"fleetrst: warning: {warning}\n")
 
 
 def add_timing_arguments(
@@ -108,18 +159,50 @@ def add_timing_arguments(
         type=parse_duration,
         default=10.0,
         metavar="DURATION",
-        help="a host's allowance beyond the window: connect, run and read within "
-        "window + timeout or it is reported as timed out (default: 10s)",
+        help="a host's allowance beyond the window, counted from its turn (when its handshake "
+        "starts, never while it waits for one): connect, run and read within window + timeout or it "
+        "is reported as timed out (default: 10s)",
     )
     timing.add_argument(
         "-f",
         "--forks",
         type=positive_int,
-        default=500,
+        default=None,
         metavar="N",
-        help="hosts in flight at once (default: 500)",
+        help="at most N hosts in flight at once (default: every selected host, as many as the "
+        "open-file limit and memory allow, said on stderr when they bind). Not Ansible's forks: an "
+        "Ansible fork is a worker process, a fleetrst host in flight is one idle SSH channel "
+        "sleeping its window, so ansible.cfg's forks is not read; -f caps when you give it",
     )
     return timing
+
+
+def add_scale_arguments(timing: argparse._ArgumentGroup) -> None:
+    """--procs, --dask and --handshakes: where the hosts in flight run, and how many handshake at once."""
+    timing.add_argument(
+        "--procs",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="sweep on N worker processes, each its own event loop (one core) with its share of the "
+        "hosts (default: every core from 500 hosts on, else 1)",  # fleetrst.scale.PROCS_MIN_HOSTS
+    )
+    timing.add_argument(
+        "--dask",
+        default=None,
+        metavar="ADDRESS",
+        help="sweep on a Dask cluster: shards of hosts run on its workers, with their own SSH keys "
+        "and known_hosts; a host's fleetrst_site variable pins it to workers with that resource "
+        "(e.g. tcp://scheduler:8786; needs pip install 'fleetrst[dask]'; docs/SCALING.md)",
+    )
+    timing.add_argument(
+        "--handshakes",
+        type=positive_int,
+        default=100,
+        metavar="N",
+        help="at most N SSH handshakes at once on each event loop; a host's timeout starts when its "
+        "handshake does, never while it waits for one (default: 100)",
+    )
 
 
 def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
@@ -216,10 +299,12 @@ def select_targets(args: argparse.Namespace) -> tuple[list[Target], list[str]]:
                 f"pattern {args.pattern!r} does not select it"
             )
         return [_local_target()], ["localhost"]
-    inventory = load_inventory(args.inventory)
-    names = inventory.select(args.pattern, limit=args.limit or None)
+    limit = selected_limit(args)
+    inventory = load_inventory(args.inventory, inventory_load_options(args))
+    names = inventory.select(args.pattern, limit=limit)
     if not names:
-        where = f"pattern {args.pattern!r}" + (f" with limit {', '.join(args.limit)!r}" if args.limit else "")
+        print_warnings(inventory.warnings)
+        where = f"pattern {args.pattern!r}" + (f" with limit {limit!r}" if limit else "")
         raise UsageError(f"{where} matches no host in {', '.join(args.inventory)}")
     defaults = ConnectionDefaults(
         user=args.user,
@@ -231,9 +316,12 @@ def select_targets(args: argparse.Namespace) -> tuple[list[Target], list[str]]:
         host_key_checking=args.host_key_checking,
         connect_timeout=None,
     )
-    return inventory.targets(names, defaults), names
+    targets = inventory.targets(names, defaults)
+    print_warnings(inventory.warnings)
+    return targets, names
 
 
 def report_labels(args: argparse.Namespace) -> dict[str, Any]:
     """What a fleet report records of the selection: the pattern, the limit and the inventories."""
-    return {"pattern": args.pattern, "limit": ",".join(args.limit) or None, "inventories": args.inventory}
+    limit = args.limit[-1] if args.limit else None  # the one that counted (see selected_limit)
+    return {"pattern": args.pattern, "limit": limit, "inventories": args.inventory}

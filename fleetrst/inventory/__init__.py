@@ -1,4 +1,5 @@
-"""Ansible-compatible inventories: YAML, INI, directories, group_vars/host_vars, host patterns.
+"""Ansible-compatible inventories: YAML, INI, TOML, directories, group_vars/host_vars, inventory
+scripts, plugin configs (through ``ansible-inventory``), its JSON output, and host patterns.
 
 Point fleetrst at the files Ansible already reads and get the same hosts, groups and variables::
 
@@ -15,14 +16,17 @@ from __future__ import annotations
 from .connection import HONOURED, ConnectionDefaults, HonouredVariable
 from .errors import InventoryError, PatternError
 from .inventory import Inventory, load_inventory
+from .options import DEFAULT_CACHE_TTL, LoadOptions
 from .output import format_list_hosts
 
 __all__ = [
+    "DEFAULT_CACHE_TTL",
     "HONOURED",
     "ConnectionDefaults",
     "HonouredVariable",
     "Inventory",
     "InventoryError",
+    "LoadOptions",
     "PatternError",
     "format_list_hosts",
     "load_inventory",

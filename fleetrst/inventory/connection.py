@@ -9,20 +9,33 @@ Precedence follows Ansible's ssh connection: inventory variables beat command-li
 (``ansible_user`` beats ``-u``); both beat what ``ansible_ssh_common_args`` and
 ``ansible_ssh_extra_args`` say (Ansible passes its own ``-o`` options to ssh first, and ssh keeps
 the first value it sees). In those args we understand ``-o Key=Value`` / ``-o "Key Value"`` for
-``UserKnownHostsFile``, ``StrictHostKeyChecking``, ``ProxyJump``, ``ConnectTimeout``, ``Port``,
-``User`` and ``IdentityFile``, and the flags ``-J``, ``-p``, ``-i``, ``-l``. Every other option is
-ignored (an ssh flag that takes an argument has its argument skipped, so it cannot be misread).
+``UserKnownHostsFile``, ``StrictHostKeyChecking``, ``ProxyJump``, ``ProxyCommand``,
+``ConnectTimeout``, ``Port``, ``User`` and ``IdentityFile`` (``HONOURED_SSH_OPTIONS``), and the flags
+``-J``, ``-p``, ``-i``, ``-l``. Every other option or flag is not honoured: ``parse_ssh_args`` names
+it in ``ignored`` (an ssh flag that takes an argument has its argument skipped, so it cannot be
+misread), and the command layer says so once.
+
+``ProxyCommand`` (as in OpenSSH, the first of it and ``ProxyJump`` wins) becomes an argument list:
+split like a shell line, ``%h``/``%n`` (the address), ``%p`` (the port), ``%r`` (the user) and ``%%``
+replaced in each argument, a leading ``~`` expanded; it is run without a shell. A value substituted
+for a token must look like a host name, address, port or user name, so that nothing from an
+inventory can become an option or shell syntax of the proxy program.
 """
 
 from __future__ import annotations
 
+import functools
+import getpass
 import os
+import re
 import shlex
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from ..model import ConnectionKind, ConnectionSettings, HostKeyChecking
+from ..units import ascii_digits
 
 VarType = Literal["text", "int", "port", "bool", "number", "args"]
 
@@ -146,7 +159,7 @@ def as_text(value: Any, name: str) -> str:
 def as_int(value: Any, name: str) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and ascii_digits(value.strip()):
         return int(value.strip())
     raise SettingError(f"{name} must be an integer, got {value!r}")
 
@@ -189,19 +202,42 @@ _CONVERT: Mapping[VarType, Callable[[Any, str], Any]] = {
 }
 
 
+# The -o options fleetrst honours (lower-cased, as ssh compares them).
+HONOURED_SSH_OPTIONS = frozenset(
+    {
+        "userknownhostsfile",
+        "stricthostkeychecking",
+        "proxyjump",
+        "proxycommand",
+        "connecttimeout",
+        "port",
+        "user",
+        "identityfile",
+    }
+)
+_FLAG_OPTIONS = {"J": "proxyjump", "p": "port", "i": "identityfile", "l": "user"}
+# "Key=Value", "Key = Value" or "Key Value", as ssh reads -o (the value may hold "=" and spaces)
+_OPTION = re.compile(r"^\s*([A-Za-z0-9]+)(?:\s*=\s*|\s+)(.*)$", re.S)
+
+
 @dataclass(frozen=True)
 class SshArgs:
     """What ``ansible_ssh_common_args`` + ``ansible_ssh_extra_args`` say (first value wins)."""
 
     options: Mapping[str, str]  # lower-cased option name -> first value
     identity_files: tuple[str, ...]
+    proxy: tuple[str, str] | None = None  # the first of ProxyJump and ProxyCommand: (option, value)
+    ignored: tuple[str, ...] = ()  # what is not honoured, as written: "-o ControlPersist=60s", "-C"
 
 
 def parse_ssh_args(args: list[str]) -> SshArgs:
     options: dict[str, str] = {}
     identities: list[str] = []
+    ignored: list[str] = []
+    proxy: tuple[str, str] | None = None
 
     def option(key: str, value: str) -> None:
+        nonlocal proxy
         key = key.lower()
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] == '"':
@@ -210,36 +246,85 @@ def parse_ssh_args(args: list[str]) -> SshArgs:
             identities.append(value)
         else:
             options.setdefault(key, value)
+        if key in ("proxyjump", "proxycommand") and proxy is None:
+            proxy = (key, value)
 
     i = 0
     while i < len(args):
         token = args[i]
         i += 1
         if len(token) < 2 or token[0] != "-" or token == "--":
+            ignored.append(token)
             continue
         for pos in range(1, len(token)):
             flag = token[pos]
             if flag not in _SSH_FLAGS_WITH_ARG:
+                ignored.append(f"-{flag}")
                 continue
             value = token[pos + 1 :]
             if not value:
                 if i >= len(args):
+                    ignored.append(f"-{flag}")
                     break
                 value = args[i]
                 i += 1
             if flag == "o":
-                key, _, rest = value.strip().replace("=", " ", 1).partition(" ")
-                option(key, rest)
-            elif flag == "J":
-                option("proxyjump", value)
-            elif flag == "p":
-                option("port", value)
-            elif flag == "i":
-                option("identityfile", value)
-            elif flag == "l":
-                option("user", value)
+                m = _OPTION.match(value)
+                key, rest = (m.group(1), m.group(2)) if m else (value.strip(), "")
+                if key.lower() in HONOURED_SSH_OPTIONS:
+                    option(key, rest)
+                else:
+                    ignored.append(f"-o {value.strip()}")
+            elif flag in _FLAG_OPTIONS:
+                option(_FLAG_OPTIONS[flag], value)
+            else:
+                ignored.append(f"-{flag} {value}")
             break
-    return SshArgs(options=options, identity_files=tuple(identities))
+    return SshArgs(options=options, identity_files=tuple(identities), proxy=proxy, ignored=tuple(ignored))
+
+
+_TOKEN = re.compile(r"%(.?)")
+_SAFE_TOKEN_VALUE = re.compile(r"^[A-Za-z0-9_.:@\[\]%+-]+$")
+
+
+def proxy_command_argv(text: str, address: str, port: int | None, user: str | None) -> tuple[str, ...]:
+    """``ProxyCommand`` as the argument list to run (no shell), tokens replaced as OpenSSH does."""
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:
+        raise SettingError(f"ProxyCommand cannot be split like a shell line: {exc}") from None
+    if not words:
+        raise SettingError("ProxyCommand is empty")
+    values = {"h": address, "n": address, "p": str(port or 22), "r": user or getpass.getuser()}
+    names = {"h": "host address", "n": "host address", "p": "port", "r": "user"}
+
+    def replace(match: re.Match[str]) -> str:
+        token = match.group(1)
+        if token == "%":
+            return "%"
+        if token not in values:
+            shown = f"%{token}" if token else "a lone %"
+            raise SettingError(f"ProxyCommand token {shown} is not supported (only %h, %p, %r, %n and %%)")
+        value = values[token]
+        if not _SAFE_TOKEN_VALUE.match(value) or value.startswith("-"):
+            raise SettingError(
+                f"ProxyCommand: the {names[token]} {value!r} is not a plain name, so it is not passed "
+                "to the proxy command"
+            )
+        return value
+
+    argv = tuple(
+        os.path.expanduser(word) if word.startswith("~") else word
+        for word in (_TOKEN.sub(replace, word) for word in words)
+    )
+    if _find_program(argv[0]) is None:
+        raise SettingError(f"ProxyCommand program {argv[0]!r} is not found (not on PATH, or not executable)")
+    return argv
+
+
+@functools.lru_cache(maxsize=64)
+def _find_program(name: str) -> str | None:
+    return shutil.which(name)
 
 
 def honoured_values(variables: Mapping[str, Any], render: Callable[[str], Any]) -> dict[str, tuple[str, Any]]:
@@ -287,9 +372,14 @@ def resolve_connection(
 
     checking = _host_key_checking(get("host_key_checking"), opts.get("stricthostkeychecking"), defaults)
 
-    proxy = opts.get("proxyjump")
-    if proxy is not None and proxy.lower() == "none":
-        proxy = None
+    address = get("address") or name
+    proxy_jump: str | None = None
+    proxy_command: tuple[str, ...] = ()
+    if ssh.proxy is not None and ssh.proxy[1].strip().lower() != "none":
+        if ssh.proxy[0] == "proxyjump":
+            proxy_jump = ssh.proxy[1]
+        elif connection != "local":
+            proxy_command = proxy_command_argv(ssh.proxy[1], address, port, user)
 
     timeout = get("connect_timeout")
     if timeout is None:
@@ -306,7 +396,6 @@ def resolve_connection(
     if become and user is not None and become_user == user:
         become = False  # as Ansible: becoming the login user is skipped
 
-    address = get("address") or name
     return ConnectionSettings(
         address=address,
         connection=connection,
@@ -316,7 +405,8 @@ def resolve_connection(
         password=get("password"),
         known_hosts=known_hosts,
         host_key_checking=checking,
-        proxy_jump=proxy,
+        proxy_jump=proxy_jump,
+        proxy_command=proxy_command,
         connect_timeout=timeout,
         become=become,
         become_user=become_user,

@@ -8,6 +8,7 @@ the host is first seen; a child that is also an ancestor is a loop and an error.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -74,6 +75,10 @@ class _HostDraft:
     groups: dict[str, None] = field(default_factory=dict)
 
 
+def _own_copy(value: Any) -> Any:
+    return copy.deepcopy(value) if isinstance(value, dict | list) else value
+
+
 def as_priority(value: Any) -> int:
     """``ansible_group_priority`` as Ansible reads it: ``int(value)``."""
     if isinstance(value, bool | int | float | str):
@@ -86,9 +91,13 @@ def as_priority(value: Any) -> int:
 
 class InventoryBuilder:
     def __init__(self) -> None:
+        self.current_source: str | None = None
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget every group and host (a source that stands for all those before it replaces them)."""
         self.groups: dict[str, _GroupDraft] = {}
         self.hosts: dict[str, _HostDraft] = {}
-        self.current_source: str | None = None
         self.localhost: str | None = None
         for name in ("all", "ungrouped"):
             self.add_group(name)
@@ -130,6 +139,14 @@ class InventoryBuilder:
 
     def set_host_var(self, host: str, key: Any, value: Any) -> None:
         self.hosts[host].vars[key] = value
+
+    def set_range_vars(self, hosts: list[str], variables: Mapping[Any, Any]) -> None:
+        """The variables of one host entry that names several hosts (``web[1:3]``): as in Ansible,
+        each host gets its own copy of a list or mapping, never one shared with the others (so that
+        ``--yaml`` writes it out for each, without anchors)."""
+        for i, host in enumerate(hosts):
+            for key, value in variables.items():
+                self.set_host_var(host, key, value if i == 0 else _own_copy(value))
 
     def add_child(self, parent: str, child: str) -> None:
         if parent == child:

@@ -137,5 +137,4 @@ def _parse_host_line(line: str, group: str, builder: InventoryBuilder) -> None:
         variables[key] = parse_value(value)
     for name in names:
         builder.add_host(name, group, port)
-        for key, value in variables.items():
-            builder.set_host_var(name, key, value)
+    builder.set_range_vars(names, variables)

@@ -11,11 +11,18 @@ from typing import Any
 from ..model import ConnectionSettings, Target
 from . import output
 from .addresses import is_ip_address
-from .connection import ConnectionDefaults, SettingError, honoured_values, resolve_connection
+from .connection import (
+    ConnectionDefaults,
+    SettingError,
+    honoured_values,
+    parse_ssh_args,
+    resolve_connection,
+)
 from .data import BuildError, Group, Host, InventoryBuilder, ancestors
 from .errors import InventoryError
+from .options import LoadOptions
 from .patterns import PatternIndex, select
-from .sources import load_source
+from .sources import SourceLoader
 from .templates import LazyVars, TemplateError
 from .varsfiles import VarsFiles
 
@@ -34,32 +41,46 @@ INTERNAL_VARS = frozenset(
 )  # fmt: skip
 
 
-def load_inventory(sources: Sequence[str]) -> Inventory:
-    """Load one or more ``-i`` sources (files, directories, ``a,b`` host lists) into one inventory."""
+def load_inventory(sources: Sequence[str], options: LoadOptions | None = None) -> Inventory:
+    """Load one or more ``-i`` sources (files, directories, scripts, plugin configs, ``a,b`` host
+    lists, ``-`` for standard input) into one inventory. What the sources warn about is in
+    ``Inventory.warnings``; this layer never prints."""
     if isinstance(sources, str):
         sources = [sources]
     if not sources:
         raise InventoryError("no inventory given: pass at least one -i source")
-    builder = InventoryBuilder()
+    loader = SourceLoader(InventoryBuilder(), options or LoadOptions())
     for source in sources:
-        load_source(source, builder)
+        loader.load(source)
+    builder = loader.builder
     try:
         builder.reconcile()
     except BuildError as exc:
         raise InventoryError(str(exc)) from None
     groups, hosts = builder.freeze()
-    return Inventory(list(sources), groups, hosts, builder.localhost)
+    return Inventory(list(sources), groups, hosts, builder.localhost, loader.warnings)
 
 
 class Inventory:
-    """An inventory loaded from its sources. Reading it never changes what it selects."""
+    """An inventory loaded from its sources. Reading it never changes what it selects.
+
+    ``warnings`` lists, once each, what the sources warned about and (after ``targets()``) the ssh
+    options in a host's variables that fleetrst does not honour, with the host or group they came
+    from: values for the command layer to print.
+    """
 
     def __init__(
-        self, sources: list[str], groups: dict[str, Group], hosts: dict[str, Host], localhost: str | None
+        self,
+        sources: list[str],
+        groups: dict[str, Group],
+        hosts: dict[str, Host],
+        localhost: str | None,
+        warnings: Sequence[str] = (),
     ) -> None:
         self.sources = sources
         self.groups = groups
         self.hosts = hosts
+        self.warnings: list[str] = list(dict.fromkeys(warnings))
         self._localhost = localhost
         self._implicit: Host | None = None
         self._vars_files = VarsFiles(sources)
@@ -129,12 +150,29 @@ class Inventory:
         """Ansible's ``group_names``: sorted, without ``all`` (``ungrouped`` included)."""
         return sorted(self.host_groups(host) - {"all"})
 
-    def raw_host_vars(self, host: Host) -> dict[str, Any]:
-        """The host's variables merged with Ansible's precedence, templates left as written."""
-        groups = sorted(
+    def _sorted_groups(self, host: Host) -> list[Group]:
+        """The host's groups but ``all``, lowest precedence first, as Ansible sorts them."""
+        return sorted(
             (self.groups[g] for g in self.host_groups(host) - {"all"}),
             key=lambda g: (g.depth, g.priority, g.name),
         )
+
+    def var_origin(self, host: Host, key: str) -> str:
+        """Where the value of ``key`` the host ends up with is set: ``host NAME`` or ``group NAME``."""
+        groups = self._sorted_groups(host)
+        if self._vars_files.defines("host_vars", [host.name], key) or key in host.vars:
+            return f"host {host.name}"
+        for group in reversed([self.groups["all"], *groups]):
+            if self._vars_files.defines("group_vars", [group.name], key):
+                return f"group {group.name}"
+        for group in reversed([self.groups["all"], *groups]):
+            if key in group.vars:
+                return f"group {group.name}"
+        return f"host {host.name}"
+
+    def raw_host_vars(self, host: Host) -> dict[str, Any]:
+        """The host's variables merged with Ansible's precedence, templates left as written."""
+        groups = self._sorted_groups(host)
         merged: dict[str, Any] = dict(self.groups["all"].vars)
         for group in groups:
             merged.update(group.vars)
@@ -146,6 +184,12 @@ class Inventory:
 
     def output_host_vars(self, host: Host) -> dict[str, Any]:
         return {k: v for k, v in self.raw_host_vars(host).items() if k not in INTERNAL_VARS}
+
+    def export_host_vars(self, host: Host) -> dict[str, Any]:
+        """``--export``: the host's own variables (inline, then host_vars/), not its groups'."""
+        merged = dict(host.vars)
+        merged.update(self._vars_files.merged("host_vars", [host.name]))
+        return {k: v for k, v in merged.items() if k not in INTERNAL_VARS}
 
     def output_group_vars(self, group: Group) -> dict[str, Any]:
         merged = dict(group.vars)
@@ -192,18 +236,34 @@ class Inventory:
                 connection=ConnectionSettings(address=name),
                 error=f"host {name}: {exc}",
             )
+        if connection.connection != "local":
+            self._warn_ignored_ssh_args(host, values)
         return Target(name=name, groups=groups, connection=connection, fleetrst_vars=ours)
+
+    def _warn_ignored_ssh_args(self, host: Host, values: dict[str, tuple[str, Any]]) -> None:
+        for setting in ("common_args", "extra_args"):
+            if setting not in values:
+                continue
+            variable, args = values[setting]
+            ignored = parse_ssh_args(list(args)).ignored
+            if ignored:
+                warning = (
+                    f"{self.var_origin(host, variable)}: {variable}: fleetrst does not honour "
+                    f"{', '.join(repr(option) for option in ignored)} (ignored)"
+                )
+                if warning not in self.warnings:
+                    self.warnings.append(warning)
 
     # --- what ansible-inventory prints ----------------------------------------------------------------
 
-    def list_json(self) -> dict[str, Any]:
-        """What ``ansible-inventory --list`` prints (without ``_meta.profile``), as a dict."""
-        return output.list_json(self)
+    def list_json(self, limit: str | None = None, export: bool = False) -> dict[str, Any]:
+        """What ``ansible-inventory --list [--limit L] [--export]`` prints (without ``_meta.profile``)."""
+        return output.list_json(self, limit, export)
 
-    def graph(self, group: str = "all", vars: bool = False) -> str:
-        """What ``ansible-inventory --graph [GROUP] [--vars]`` prints."""
-        return output.graph(self, group, vars)
+    def graph(self, group: str = "all", vars: bool = False, export: bool = False) -> str:
+        """What ``ansible-inventory --graph [GROUP] [--vars] [--export]`` prints."""
+        return output.graph(self, group, vars, export)
 
-    def host_json(self, name: str) -> dict[str, Any]:
-        """What ``ansible-inventory --host NAME`` prints, as a dict."""
-        return output.host_json(self, name)
+    def host_json(self, name: str, export: bool = False) -> dict[str, Any]:
+        """What ``ansible-inventory --host NAME [--export]`` prints, as a dict."""
+        return output.host_json(self, name, export)

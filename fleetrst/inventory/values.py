@@ -7,6 +7,7 @@ Neither is ever rendered as a template. In ``--list`` output they are shown the 
 from __future__ import annotations
 
 import datetime
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -51,9 +52,15 @@ def to_json(value: Any, *, wrap_unsafe: bool) -> Any:
     return value
 
 
-def _key(key: Any) -> Any:
-    if isinstance(key, str):
-        return str(key)
-    if key is None or isinstance(key, bool | int | float):
-        return key
+def _key(key: Any) -> str:
+    return str(key) if isinstance(key, str) else json_key(key)
+
+
+def json_key(key: Any) -> str:
+    """A mapping key as JSON writes it, ``0`` → ``"0"``, ``True`` → ``"true"``, ``None`` → ``"null"``,
+    so that mixed keys (``{a: 1, 0: 2}``) sort as Ansible's output sorts them: as text."""
+    if isinstance(key, bool | int | float) or key is None:
+        return json.dumps(key)
+    if isinstance(key, datetime.date | datetime.time):
+        return key.isoformat()
     return str(key)

@@ -24,8 +24,8 @@ class VarsFiles:
     def __init__(self, sources: list[str]) -> None:
         self.bases: list[str] = []
         for source in sources:
-            if "," in source and not os.path.exists(source):
-                continue  # a host list has no directory
+            if source == "-" or ("," in source and not os.path.exists(source)):
+                continue  # standard input and a host list have no directory
             path = os.path.abspath(os.path.expanduser(source))
             base = path if os.path.isdir(path) else os.path.dirname(path)
             self.bases.append(os.path.realpath(base))
@@ -48,6 +48,16 @@ class VarsFiles:
                 for path in self._find(directory, name):
                     merged.update(self._load(path))
         return merged
+
+    def defines(self, kind: str, names: list[str], key: str) -> bool:
+        """Whether a vars file of ``kind`` for one of ``names`` sets ``key``."""
+        return any(
+            key in self._load(path)
+            for base in self.bases
+            for name in names
+            if name and not name.startswith(os.sep)
+            for path in self._find(os.path.join(base, kind), name)
+        )
 
     def _listing(self, directory: str) -> frozenset[str] | None:
         if directory not in self._dirs:

@@ -2,8 +2,8 @@
 
 Stricter than Ansible where Ansible warns and drops data: an unknown key in a group body, a group
 given as something other than a mapping, or ``hosts``/``vars``/``children`` given as a list is an
-error here, not a warning. A top-level ``plugin:`` key marks a dynamic-inventory plugin config, which
-fleetrst does not run.
+error here, not a warning. A top-level ``plugin:`` key marks a dynamic-inventory plugin config, not a
+YAML inventory: :mod:`.sources` hands those to ``ansible-inventory`` (:mod:`.plugins`).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class _YamlInventory:
     def parse(self, data: Mapping[Any, Any]) -> None:
         if "plugin" in data and data.get("plugin"):
             raise self.fail(
-                "this is a dynamic inventory plugin config (plugin: ...), which fleetrst does not run",
+                "this is a dynamic inventory plugin config (plugin: ...), not a YAML inventory",
                 _line(data, "plugin"),
             )
         for name, body in data.items():
@@ -99,8 +99,7 @@ class _YamlInventory:
         try:
             for name in names:
                 self.builder.add_host(name, group, port)
-                for key, value in host_vars.items():
-                    self.builder.set_host_var(name, key, value)
+            self.builder.set_range_vars(names, host_vars)
         except BuildError as exc:
             raise self.fail(str(exc), line) from None
 

@@ -8,6 +8,7 @@ first one's hosts or values would silently vanish). Keys brought in by ``<<`` me
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import yaml
@@ -103,7 +104,10 @@ _Loader.add_constructor("!vault-encrypted", _Loader.construct_vault)
 def load_yaml(text: str, path: str) -> Any:
     """Parse one YAML (or JSON) document; raise InventoryError naming ``path`` and the line."""
     try:
-        return yaml.load(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)
+        if "*" in text:  # an alias: each use becomes its own value, as Ansible's loader makes it
+            data = _unshare(data, set())
+        return data
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -114,6 +118,21 @@ def load_yaml(text: str, path: str) -> Any:
     except (ValueError, TypeError, OverflowError, RecursionError) as exc:
         # e.g. a timestamp that is not a real date ("2024-02-30"), or absurd nesting
         raise InventoryError(f"invalid YAML value: {exc}", path) from None
+
+
+def _unshare(value: Any, seen: set[int]) -> Any:
+    """The same document where no list or mapping appears twice (a YAML alias is a copy)."""
+    if not isinstance(value, dict | list):
+        return value
+    if id(value) in seen:
+        value = copy.deepcopy(value)
+    seen.add(id(value))
+    if isinstance(value, dict):
+        for key in value:
+            value[key] = _unshare(value[key], seen)
+    else:
+        value[:] = [_unshare(item, seen) for item in value]
+    return value
 
 
 def read_text(path: str) -> str:

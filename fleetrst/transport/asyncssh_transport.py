@@ -13,6 +13,8 @@ import contextlib
 import copy
 import ipaddress
 import os
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,9 @@ from asyncssh.public_key import load_default_keypairs
 
 from ..model import ConnectionSettings, Target
 from .base import (
+    DEFAULT_MAX_LINE,
     DEFAULT_MAX_OUTPUT,
+    DEFAULT_STREAM_BUFFER,
     AuthError,
     CommandFailed,
     CommandTimeout,
@@ -34,6 +38,7 @@ from .base import (
 )
 from .common import (
     STDERR_KEEP,
+    LineSplitter,
     classify_os_error,
     decode_output,
     known_hosts_files,
@@ -79,11 +84,134 @@ class AsyncsshSession:
             raise ConnectionLost.no_exit_status()
         return ExecResult(decode_output(stdout), decode_output(stderr), process.exit_status)
 
+    @contextlib.asynccontextmanager
+    async def stream(
+        self,
+        command: str,
+        *,
+        max_line: int = DEFAULT_MAX_LINE,
+        max_buffer: int = DEFAULT_STREAM_BUFFER,
+        keepalive_s: float | None = None,
+    ) -> AsyncIterator[AsyncIterator[str]]:
+        try:
+            if keepalive_s:
+                self._conn.set_keepalive(keepalive_s, 3)
+            channel, session = await self._conn.create_session(
+                lambda: _StreamSession(max_buffer),
+                command,
+                encoding=None,
+                window=max_buffer,  # what the host may send ahead of our reading
+                max_pktsize=min(32768, max_buffer),
+            )
+            channel.write_eof()  # nothing for its standard input
+        except (asyncssh.ConnectionLost, asyncssh.DisconnectError) as exc:
+            raise ConnectionLost.during_command(exc.reason) from exc
+        except asyncssh.Error as exc:
+            raise CommandFailed(f"ssh error while starting the command: {exc.reason}") from exc
+        except OSError as exc:
+            raise ConnectionLost.during_command(exc) from exc
+        lines = _stream_lines(session, max_line)
+        try:
+            yield lines
+        finally:
+            await lines.aclose()
+            if not session.closed:
+                # Still running: end it now (sshd passes the signal on; the watch loop's trap ends its
+                # sleep) rather than leave it until its next write to the closed channel.
+                with contextlib.suppress(Exception):
+                    channel.send_signal("TERM")
+            channel.close()
+
     async def close(self) -> None:
         self._conn.close()
         with contextlib.suppress(Exception):
             async with asyncio.timeout(2):
                 await self._conn.wait_closed()
+
+
+class _StreamSession(asyncssh.SSHClientSession[bytes]):
+    """A streamed command's output, kept as it arrives until it is read: a plain session, not asyncssh's
+    process and stream objects (a watch holds one per host; this costs less memory and CPU a packet).
+    Past ``max_buffer`` unread bytes the channel stops reading, and SSH flow control holds the host."""
+
+    def __init__(self, max_buffer: int) -> None:
+        self.max_buffer = max_buffer
+        self.chunks: deque[bytes] = deque()
+        self.buffered = 0
+        self.paused = False
+        self.ended = False  # no more output: end of file, or the channel or connection closed
+        self.closed = False
+        self.error: Exception | None = None
+        self.channel: Any = None
+        self.waiter: asyncio.Future[None] | None = None
+
+    def connection_made(self, channel: Any) -> None:
+        self.channel = channel
+
+    def data_received(self, data: bytes, datatype: int | None) -> None:
+        if datatype is not None:
+            return  # standard error: read and dropped
+        self.chunks.append(data)
+        self.buffered += len(data)
+        if self.buffered >= self.max_buffer and not self.paused:
+            self.paused = True
+            self.channel.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.ended = True
+        self._wake()
+        return True  # stay open for the exit status
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.ended = self.closed = True
+        self.error = exc
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait(self) -> None:
+        self.waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self.waiter
+        finally:
+            self.waiter = None
+
+
+async def _stream_lines(session: _StreamSession, max_line: int) -> AsyncGenerator[str, None]:
+    splitter = LineSplitter(max_line)
+    chunks = session.chunks
+    while True:
+        while chunks:
+            data = chunks.popleft()
+            session.buffered -= len(data)
+            if session.paused and session.buffered <= session.max_buffer // 2:
+                session.paused = False
+                session.channel.resume_reading()
+            for line in splitter.feed(data):
+                yield line
+        if session.ended:
+            break
+        await session.wait()
+    for line in splitter.rest():
+        yield line
+    with contextlib.suppress(TimeoutError):  # the exit status and the close follow the end of output
+        async with asyncio.timeout(5):
+            while not session.closed:
+                await session.wait()
+    error = session.error
+    if isinstance(error, asyncssh.ConnectionLost | asyncssh.DisconnectError):
+        raise ConnectionLost.during_command(error.reason) from error
+    if isinstance(error, asyncssh.Error):
+        raise CommandFailed(f"ssh error while reading the command's output: {error.reason}") from error
+    if isinstance(error, OSError):
+        raise ConnectionLost.during_command(error) from error
+    channel = session.channel
+    if channel.get_exit_status() is None and channel.get_exit_signal() is None:
+        raise ConnectionLost.no_exit_status()
 
 
 # AES-GCM first: one OpenSSL AEAD call a packet with hardware AES, where asyncssh's default
@@ -205,8 +333,9 @@ class AsyncsshTransport:
             options["client_keys"] = keys
         if tunnel is not None:
             options["tunnel"] = tunnel
-        elif settings.proxy_command:  # the inventory's ProxyCommand, run without a shell; beats ~/.ssh/config
+        elif settings.proxy_command:  # the inventory's, run without a shell; beats ~/.ssh/config's proxies
             options["proxy_command"] = list(settings.proxy_command)
+            options["tunnel"] = None
 
         known = self._known_hosts_for(settings)
         ip = settings.address if _is_ip(settings.address) else ""

@@ -14,7 +14,7 @@ import os
 import shlex
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -23,7 +23,9 @@ import paramiko
 
 from ..model import ConnectionSettings, Target
 from .base import (
+    DEFAULT_MAX_LINE,
     DEFAULT_MAX_OUTPUT,
+    DEFAULT_STREAM_BUFFER,
     AuthError,
     CommandTimeout,
     ConnectionLost,
@@ -36,6 +38,7 @@ from .base import (
 from .common import (
     READ_CHUNK,
     STDERR_KEEP,
+    LineSplitter,
     classify_os_error,
     decode_output,
     known_hosts_files,
@@ -101,8 +104,94 @@ class ParamikoSession:
             channel.close()
         return ExecResult(decode_output(b"".join(stdout)), decode_output(b"".join(stderr)), status)
 
+    @contextlib.asynccontextmanager
+    async def stream(
+        self,
+        command: str,
+        *,
+        max_line: int = DEFAULT_MAX_LINE,
+        max_buffer: int = DEFAULT_STREAM_BUFFER,
+        keepalive_s: float | None = None,
+    ) -> AsyncIterator[AsyncIterator[str]]:
+        if keepalive_s:
+            self._client.set_keepalive(max(1, round(keepalive_s)))
+        channel = await self._owner.call(self._start_stream, command, max_buffer)
+        lines = _paramiko_lines(channel, max_line)
+        try:
+            yield lines
+        finally:
+            await lines.aclose()
+            if channel.exit_status == -1 and _alive(channel):
+                await self._owner.call(_send_signal, channel, "TERM")
+            await self._owner.call(channel.close)
+
+    def _start_stream(self, command: str, max_buffer: int) -> paramiko.Channel:
+        try:
+            channel = self._client.open_session(
+                window_size=max_buffer, max_packet_size=min(32768, max_buffer), timeout=10
+            )
+            channel.exec_command(command)
+        except (paramiko.SSHException, OSError) as exc:
+            raise ConnectionLost.during_command(exc) from exc
+        return channel
+
     async def close(self) -> None:
         await self._owner.call(self._client.close)
+
+
+async def _paramiko_lines(channel: paramiko.Channel, max_line: int) -> AsyncGenerator[str, None]:
+    """The channel's output as lines, read on the event loop when paramiko's own thread has put some
+    in the channel's buffer (its ``fileno()`` is a pipe that is readable while there is data or once
+    the channel has ended): no thread of ours per stream, however long it runs."""
+    loop = asyncio.get_running_loop()
+    ready = asyncio.Event()
+    fd = channel.fileno()
+    loop.add_reader(fd, ready.set)
+    splitter = LineSplitter(max_line)
+    try:
+        while True:
+            await ready.wait()
+            ready.clear()
+            while channel.recv_stderr_ready():
+                channel.recv_stderr(READ_CHUNK)  # read and dropped, so that it cannot fill the window
+            while channel.recv_ready():
+                for line in splitter.feed(channel.recv(READ_CHUNK)):
+                    yield line
+            if (channel.closed or channel.eof_received) and not channel.recv_ready():
+                break
+    finally:
+        loop.remove_reader(fd)
+    for line in splitter.rest():
+        yield line
+    # The output ended: the command ended (its exit status, or a signal, which paramiko does not
+    # record, then the channel's close follow at once), or the connection went.
+    for _ in range(50):
+        if channel.exit_status != -1 or channel.closed:
+            break
+        await asyncio.sleep(0.02)
+    transport = channel.get_transport()
+    if channel.exit_status == -1 and (transport is None or not transport.is_active()):
+        raise ConnectionLost.no_exit_status()
+
+
+def _alive(channel: paramiko.Channel) -> bool:
+    transport = channel.get_transport()
+    return transport is not None and transport.is_active() and not channel.closed
+
+
+def _send_signal(channel: paramiko.Channel, name: str) -> None:
+    """RFC 4254's "signal" request, which paramiko has no method for (OpenSSH's sshd honours it)."""
+    from paramiko.common import cMSG_CHANNEL_REQUEST
+
+    message = paramiko.Message()
+    message.add_byte(cMSG_CHANNEL_REQUEST)
+    message.add_int(channel.remote_chanid)
+    message.add_string("signal")
+    message.add_boolean(False)
+    message.add_string(name)
+    transport = channel.get_transport()
+    with contextlib.suppress(Exception):
+        transport._send_user_message(message)  # type: ignore[attr-defined]
 
 
 class ParamikoTransport:

@@ -92,14 +92,19 @@ def _cli(*argv: str, capsys: pytest.CaptureFixture[str]) -> str:
     return capsys.readouterr().out
 
 
+# The one line fleetrst does not print: ansible-core 2.19 names the JSON profile it encoded with. It
+# is cut out of Ansible's text as text (the comma that ends the line before it too), never by loading
+# and re-dumping the JSON, so that every other byte is compared as Ansible wrote it.
+PROFILE_LINE = ',\n        "profile": "inventory_legacy"\n'
+
+
 def _without_profile(text: str) -> str:
-    data: dict[str, Any] = json.loads(text)
-    data["_meta"].pop("profile", None)
-    return json.dumps(data, sort_keys=True, indent=4) + "\n"
+    assert text.count(PROFILE_LINE) == 1, "ansible-inventory --list names its profile once, as 2.19 does"
+    return text.replace(PROFILE_LINE, "\n")
 
 
 @pytest.mark.parametrize("case", ["yaml", "directory", "templates", "three-sources"])
-def test_cli_prints_byte_for_byte_what_ansible_inventory_prints(
+def test_cli_prints_byte_for_byte_what_ansible_inventory_prints_but_its_profile_line(
     case: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     sources = _sources(case)
