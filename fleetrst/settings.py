@@ -6,14 +6,17 @@ Lowest first (the command line beats all of them)::
     ansible.cfg [defaults]      the first of $ANSIBLE_CONFIG, ./ansible.cfg, ~/.ansible.cfg,
                                 /etc/ansible/ansible.cfg (Ansible's order; only that one is read)
     ANSIBLE_* environment       ANSIBLE_INVENTORY, ANSIBLE_REMOTE_USER, ANSIBLE_PRIVATE_KEY_FILE,
-                                ANSIBLE_HOST_KEY_CHECKING, ANSIBLE_FORKS
+                                ANSIBLE_HOST_KEY_CHECKING
     fleetrst.toml               $FLEETRST_CONFIG, else ./fleetrst.toml, else
                                 $XDG_CONFIG_HOME/fleetrst/fleetrst.toml (~/.config/...): the first found
     FLEETRST_* environment      FLEETRST_INVENTORY, FLEETRST_FORKS, FLEETRST_WINDOW, ...
 
-fleetrst's own settings beat Ansible's: they are more specific to the job. Each value remembers where
-it came from (``fleetrst config`` prints it). A file that cannot be read, or a value that is not what
-its setting needs, is a :class:`ConfigError` naming the file and line (or the variable).
+fleetrst's own settings beat Ansible's: they are more specific to the job. Ansible's ``forks`` (and
+ANSIBLE_FORKS) is not read: it sizes Ansible's pool of worker processes, while a host in a fleetrst
+sweep is one idle channel, so honouring it would only throttle sweeps (``forks`` in fleetrst.toml, or
+``-f``, still caps). Each value remembers where it came from (``fleetrst config`` prints it). A file
+that cannot be read, or a value that is not what its setting needs, is a :class:`ConfigError` naming
+the file and line (or the variable).
 """
 
 from __future__ import annotations
@@ -98,6 +101,14 @@ def _host_key_checking(value: object) -> str:
     return "yes" if _bool(value) else "no"
 
 
+def _dask_address(value: object) -> str:
+    """A Dask scheduler address: ``tcp://HOST:PORT``, ``tls://HOST:PORT`` (or another Dask scheme)."""
+    text = _text(value).strip()
+    if not re.fullmatch(r"[a-z][a-z0-9+]*://[^\s/]+(:\d+)?/?", text):
+        raise ValueError(f"must be a Dask scheduler address such as tcp://HOST:8786, got {value!r}")
+    return text
+
+
 def _rates(value: object) -> list[str]:
     """``{resets_sent = 20}`` (TOML) or ``resets_sent=20,estab_resets=5`` (env) → ["resets_sent=20", ...]."""
     from .measure.rules import ThresholdError, parse_cli_threshold
@@ -125,6 +136,9 @@ class ConfigList(list[str]):
         return []
 
 
+KEEP_MAX_S = 3650 * 86400.0  # --keep and the rollups' ages: at most ten years
+
+
 @dataclass(frozen=True)
 class Setting:
     """One setting: its name in fleetrst.toml, the flag's dest, its FLEETRST_ variable, its type, and
@@ -146,7 +160,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "inventory", _text, "inventory files or directories (-i)", "paths", "inventory", "ANSIBLE_INVENTORY"
     ),
-    Setting("forks", _int, "hosts in flight at once (-f)", ansible_key="forks", ansible_env="ANSIBLE_FORKS"),
+    Setting("forks", _int, "at most this many hosts in flight at once (-f; default: every host)"),
     Setting("window", _duration(3600), "time between the two readings (--window)"),
     Setting("timeout", _duration(3600), "a host's allowance beyond the window (--timeout)"),
     Setting("user", _text, "login user (-u)", ansible_key="remote_user", ansible_env="ANSIBLE_REMOTE_USER"),
@@ -174,6 +188,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("history_audits", _int, "audits the netdata-history baseline is the median of"),
     Setting("lock_wait", _duration(86400, allow_zero=True), "how long to wait for another run (--lock-wait)"),
     Setting("textfile", _text, "node_exporter textfile to write (--textfile)", "path"),
+    Setting("keep", _duration(KEEP_MAX_S), "how long each audit is kept in full, then rolled up (--keep)"),
+    Setting("keep_hourly", _duration(KEEP_MAX_S, allow_zero=True), "how long hourly rollups are kept"),
+    Setting("keep_daily", _duration(KEEP_MAX_S, allow_zero=True), "how long daily rollups are kept"),
+    Setting("interval_warn", _rates, "warning limits on averages since the last audit (--interval-warn)"),
+    Setting("interval_crit", _rates, "critical limits on averages since the last audit (--interval-crit)"),
+    Setting(
+        "inventory_cache",
+        _duration(7 * 86400, allow_zero=True),
+        "how long a plugin config's inventory is reused, 0 for never (--inventory-cache)",
+    ),
+    Setting("dask", _dask_address, "sweep on this Dask cluster: its scheduler's address (--dask)"),
 )
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 

@@ -33,9 +33,20 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from .measure.counters import RebootedError, measure_rates
+from .measure.namespaces import NamespaceJudge, become_user_for, namespace_judge
 from .measure.probe import ProbeParseError, parse_probe_output, probe_command
 from .measure.rules import ThresholdError, effective_thresholds, judge, parse_threshold_overrides
-from .model import ErrorKind, FleetReport, HostResult, Rates, Status, Target, Threshold, Verdict
+from .model import (
+    ErrorKind,
+    FleetReport,
+    HostResult,
+    NamespaceResult,
+    Rates,
+    Status,
+    Target,
+    Threshold,
+    Verdict,
+)
 from .transport import TransportSet
 from .transport.base import DEFAULT_MAX_OUTPUT, CommandTimeout, Session, TransportError, Transports
 from .units import seconds
@@ -62,6 +73,9 @@ class SweepOptions:
     # Per host, baseline rates from earlier audits (``--rules netdata-history``): judged with the
     # spike rule like ``--baseline``, when no baseline reading is taken in this sweep.
     history_baselines: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    # Every other network namespace of each host, in the same exec (--containers): "auto" lists them
+    # when the probe's user is root or -b can sudo; "never" keeps the probe as it was.
+    containers: Literal["auto", "never"] = "never"
 
     @property
     def host_budget_s(self) -> float:
@@ -117,9 +131,9 @@ class _HostPhase:
 
 FILES_PER_HOST = 3  # a socket, and room for the paramiko pool's or a jump host's extra ones
 FILES_SPARE = 256  # the interpreter, libraries, known_hosts, output
-# Client memory a host in flight may take, for the bound on hosts in flight: measured at ~40 KB (an
-# open connection with its channel and the host's task), taken at 4 times that, and the sweep keeps
-# to half of the memory available.
+# Client memory a host in flight may take, for the bound on hosts in flight: measured at ~75 KB (its
+# connection and channel, ~27 KB, and its result, ~22 KB, with the parse in between; docs/SCALING.md),
+# taken at about twice that, and the sweep keeps to half of the memory available.
 MEMORY_PER_HOST = 160 * 1024
 
 
@@ -150,9 +164,10 @@ def memory_available() -> int | None:
     return None
 
 
-def hosts_in_flight(options: SweepOptions, n_hosts: int) -> tuple[int, list[str]]:
+def hosts_in_flight(options: SweepOptions, n_hosts: int, *, processes: int = 1) -> tuple[int, list[str]]:
     """How many of ``n_hosts`` this process keeps in flight at once, and why fewer than asked (lines
-    for stderr): ``forks`` if given, else every host, within the open-file limit and memory."""
+    for stderr): ``forks`` if given, else every host, within the open-file limit and memory (this
+    process's share of it, when ``processes`` sweep on this machine at once)."""
     wanted = n_hosts if options.forks is None else min(options.forks, n_hosts)
     wanted = max(1, wanted)
     notes: list[str] = []
@@ -165,7 +180,7 @@ def hosts_in_flight(options: SweepOptions, n_hosts: int) -> tuple[int, list[str]
         )
     available = memory_available()
     if options.forks is None and available is not None:
-        by_memory = max(1, available // 2 // MEMORY_PER_HOST)
+        by_memory = max(1, available // 2 // max(1, processes) // MEMORY_PER_HOST)
         if by_memory < fits:
             notes.append(
                 f"memory ({available >> 20} MiB available) allows {by_memory} hosts in flight, "
@@ -213,6 +228,7 @@ class Sweep:
         # Run as given by the login shell, which must be POSIX (sh, bash, dash, zsh, ksh), as Ansible
         # assumes too: wrapping in "sh -c" for csh/fish would cost every host an extra exec.
         self._command = probe_command(options.window_s, options.baseline_s)
+        self._container_commands: dict[str | None, str] = {}
 
     async def run(
         self, targets: Sequence[Target], on_result: ResultCallback | None = None
@@ -275,6 +291,7 @@ class Sweep:
             return failed("error", "config", target.error)
         try:
             thresholds = self._thresholds_for(target)
+            namespace_judge = self._namespace_judge(target)
         except ThresholdError as exc:
             return failed("error", "config", str(exc))
 
@@ -288,7 +305,7 @@ class Sweep:
         try:
             try:
                 result = await session.run(
-                    self._command,
+                    self._command_for(target),
                     timeout=max(0.1, deadline - time.monotonic()),
                     max_output=self.options.max_output,
                 )
@@ -324,6 +341,9 @@ class Sweep:
             if baseline is None and target.name in self.options.history_baselines:
                 baseline = Rates(interval_s=0.0, per_second=self.options.history_baselines[target.name])
             verdict: Verdict = judge(rates, thresholds, baseline)
+            namespaces, unseen = _namespaces(
+                namespace_judge, result.stdout, snapshots[-1].boot_id, self.options.baseline_s is not None
+            )
             investigation = None
             if self.investigator is not None and self.investigator.wants(target, verdict):
                 # Over the connection we already have, after the samples, within its own deadline.
@@ -340,11 +360,32 @@ class Sweep:
             tripped=verdict.tripped,
             investigation=investigation,
             elapsed_s=time.monotonic() - turn,
+            snapshot=snapshots[-1],  # an audit records it: the next one counts from here
+            namespaces=namespaces,
+            namespaces_unseen=unseen,
         )
 
     @property
     def expected_samples(self) -> int:
         return 3 if self.options.baseline_s else 2
+
+    def _command_for(self, target: Target) -> str:
+        """The probe for this host: the same for every host but for its namespace part's sudo user."""
+        if self.options.containers == "never":
+            return self._command
+        become = become_user_for(target.connection)
+        if become not in self._container_commands:
+            self._container_commands[become] = probe_command(
+                self.options.window_s, self.options.baseline_s, containers=True, become_user=become
+            )
+        return self._container_commands[become]
+
+    def _namespace_judge(self, target: Target) -> NamespaceJudge | None:
+        if self.options.containers == "never":
+            return None
+        return namespace_judge(
+            target.fleetrst_vars, f"host {target.name}", self.options.warn, self.options.crit
+        )
 
     def _thresholds_for(self, target: Target) -> dict[str, Threshold]:
         raw = target.fleetrst_vars.get("fleetrst_thresholds")
@@ -403,6 +444,19 @@ def _failed(
     )
 
 
+def _namespaces(
+    judge_ns: NamespaceJudge | None, stdout: str, boot_id: str, baseline: bool
+) -> tuple[tuple[NamespaceResult, ...] | None, tuple[str, ...]]:
+    """The host's other namespaces, judged; never the host's failure (a bug here is a line in
+    ``namespaces_unseen``)."""
+    if judge_ns is None:
+        return None, ()
+    try:
+        return judge_ns.results(stdout, boot_id, baseline=baseline)
+    except Exception as exc:
+        return (), (f"internal error reading the namespaces: {type(exc).__name__}: {exc}",)
+
+
 def failed_result(target: Target, status: Status, kind: ErrorKind, message: str) -> HostResult:
     """A host's result when it was not measured (for the sweeps that shard this one)."""
     return _failed(target, status, kind, message)
@@ -417,6 +471,7 @@ def run_sweep(
     inventories: Sequence[str] = (),
     on_result: ResultCallback | None = None,
     on_progress: ProgressCallback | None = None,
+    on_note: Callable[[str], None] | None = None,
     investigator: Investigator | None = None,
     transports: Transports | None = None,
 ) -> FleetReport:
@@ -425,14 +480,18 @@ def run_sweep(
     SIGINT and SIGTERM stop the sweep promptly: the report then holds the hosts that finished, the
     rest marked ``interrupted``, and ``interrupted_by`` names the signal.
 
-    ``on_progress`` is handed the phase counts every quarter of a second, and once at the end.
+    ``on_progress`` is handed the phase counts every quarter of a second, and once at the end;
+    ``on_note`` a line to say when a limit binds (by default it goes to stderr).
     ``transports``: None for the real ones (a ``TransportSet``); a test passes its own, e.g. a
     ``fleetrst.transport.testing.FunctionTransport``. Either way they serve this one sweep, on its
     event loop, and are closed when it ends.
     """
     in_flight, notes = hosts_in_flight(options, len(targets))
     for note in notes:
-        sys.stderr.write(f"fleetrst: {note}\n")
+        if on_note is not None:
+            on_note(note)
+        else:
+            sys.stderr.write(f"fleetrst: {note}\n")
     if in_flight < len(targets):
         options = dataclasses.replace(options, forks=in_flight)
     started_at = datetime.now(UTC).isoformat(timespec="seconds")

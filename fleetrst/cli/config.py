@@ -25,7 +25,13 @@ _UNSET_MEANS = {
     "host_key_checking": "yes",
     "connection": "ssh",
     "textfile": "(none)",
+    "forks": "(every host)",
+    "dask": "(none: sweep here)",
 }
+
+
+# Settings whose value is a duration: shown as one (30d, not 2592000.0).
+DURATIONS = ("window", "timeout", "lock_wait", "keep", "keep_hourly", "keep_daily", "inventory_cache")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,7 +63,7 @@ def run(args: argparse.Namespace, context: Context) -> int:
         else:
             value, source = context.builtin.get(setting.name), "default"
             value = _UNSET_MEANS.get(setting.name, value) if value is None else value
-        if setting.name in ("window", "timeout", "lock_wait") and isinstance(value, float):
+        if setting.name in DURATIONS and isinstance(value, float):
             value = format_duration(value) if value else "0"
         rows.append({"setting": setting.name, "value": value, "from": source, "about": setting.help})
     if args.output == "json":

@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..errors import UsageError
 from ..model import FleetReport, HostResult
 from . import audit, investigate, options
 from .context import Context
 
+if TYPE_CHECKING:
+    from ..scale import Scale
+    from ..sweep import Progress
+
 DESCRIPTION = (
     "Connect to every selected host at once, read its kernel TCP counters twice, WINDOW apart (the "
     "host sleeps, not us), and print per-host reset rates judged against thresholds, worst first. "
-    "With no inventory it sweeps this machine through the local connection."
+    "With no inventory it sweeps this machine through the local connection. Every host is in flight "
+    "at once (-f caps that; ansible.cfg's forks does not), each host's timeout counts from its own "
+    "turn to handshake, and big sweeps use every core (--procs) or a Dask cluster (--dask)."
 )
 EPILOG = options.EXIT_CODES_TEXT
 
@@ -23,7 +31,7 @@ def _table(report: FleetReport, args: argparse.Namespace) -> str:
     from ..render.fleet import render_table
 
     if args.quiet:
-        if all(h.status == "ok" for h in report.hosts):
+        if all(h.all_clear for h in report.hosts):
             return ""  # cron mails any output: nothing to say, say nothing
         return render_table(report, args.table_format, only_problems=True)
     return render_table(report, args.table_format)
@@ -76,6 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--list-hosts", action="store_true", help="print the hosts that would be swept, and connect to none"
     )
     timing = options.add_timing_arguments(parser, window_default=10.0)
+    options.add_scale_arguments(timing)
     timing.add_argument(
         "--baseline",
         type=options.parse_duration,
@@ -84,6 +93,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also read the counters DURATION before the window and judge resets "
         "with Netdata's spike rule: warn when the window's rate exceeds "
         "10 × max(5, baseline rate) (e.g. --baseline 60s)",
+    )
+    timing.add_argument(
+        "--containers",
+        choices=("auto", "never"),
+        default="auto",
+        help="auto (default): also measure every other network namespace of each host (containers, "
+        "pods, ip netns), in the same exec, when the login user is root or -b can sudo; the JSON "
+        "says what could not be seen and why. never: the host's own namespace only",
     )
     options.add_connection_arguments(parser)
     options.add_threshold_arguments(parser)
@@ -107,20 +124,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 class _Progress:
-    """One line on stderr, rewritten as hosts finish; only when stderr is a terminal."""
+    """One line on stderr, redrawn at most ten times a second, only when stderr is a terminal: the
+    hosts queued (waiting for their turn), connecting, sampling (connected: the window, any
+    investigation) and done."""
 
     def __init__(self, total: int) -> None:
         self.total = total
         self.done = 0
         self.not_ok = 0
+        self.phases: tuple[int, int, int] = (total, 0, 0)
         self.enabled = sys.stderr.isatty()
+        self._drawn = 0.0
 
     def __call__(self, result: HostResult) -> None:
         self.done += 1
         self.not_ok += result.status != "ok"
-        if self.enabled:
-            sys.stderr.write(f"\r\x1b[Kfleetrst: {self.done}/{self.total} hosts done, {self.not_ok} not OK")
-            sys.stderr.flush()
+        self._draw(force=self.done == self.total)
+
+    def counts(self, progress: Progress) -> None:
+        self.phases = (progress.queued, progress.connecting, progress.sampling)
+        self._draw()
+
+    def say(self, text: str) -> None:
+        """A line of its own (a limit that binds), above the progress line."""
+        sys.stderr.write(("\r\x1b[K" if self.enabled else "") + f"fleetrst: {text}\n")
+        self._draw(force=True)
+
+    def _draw(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self.enabled or (not force and now - self._drawn < 0.1):
+            return
+        self._drawn = now
+        queued, connecting, sampling = self.phases
+        sys.stderr.write(
+            f"\r\x1b[Kfleetrst: {queued} queued, {connecting} connecting, {sampling} sampling, "
+            f"{self.done}/{self.total} hosts done, {self.not_ok} not OK"
+        )
+        sys.stderr.flush()
 
     def finish(self) -> None:
         if self.enabled:
@@ -128,16 +168,39 @@ class _Progress:
             sys.stderr.flush()
 
 
+def _scale(args: argparse.Namespace) -> Scale:
+    """Where the sweep runs: --dask (also the ``dask`` setting; ``--dask none`` overrides it) or --procs."""
+    from ..scale import Scale
+    from ..settings import BY_NAME
+
+    dask = args.dask
+    if dask is not None and dask.strip().lower() == "none":
+        dask = None
+    if dask is not None:
+        try:
+            dask = BY_NAME["dask"].convert(dask)
+        except ValueError as exc:
+            raise UsageError(f"--dask {exc}") from None
+        if args.procs is not None:
+            raise UsageError(
+                f"--procs and --dask {dask} exclude each other: a Dask sweep runs on the cluster's "
+                "workers (use --dask none to sweep here)"
+            )
+    return Scale(procs=args.procs, dask=dask)
+
+
 def run(args: argparse.Namespace, context: Context) -> int:
     from ..inventory import format_list_hosts
     from ..render.fleet import table_formats
-    from ..sweep import SweepOptions, run_sweep
+    from ..scale import run_fleet_sweep
+    from ..sweep import SweepOptions
 
     if args.output == "table" and args.table_format not in table_formats():
         raise UsageError(
             f"unknown --table-format {args.table_format!r}; one of: {', '.join(table_formats())}"
         )
     warn, crit = options.thresholds(args)
+    scale = _scale(args)
     targets, names = options.select_targets(args)
     if args.list_hosts:
         sys.stdout.write(format_list_hosts(names))
@@ -148,23 +211,28 @@ def run(args: argparse.Namespace, context: Context) -> int:
             window_s=args.window,
             timeout_s=args.timeout,
             forks=args.forks,
+            handshakes=args.handshakes,
             baseline_s=args.baseline,
             warn=warn,
             crit=crit,
+            containers=args.containers,
             **recorder.option_overrides,
         )
         progress = _Progress(len(targets))
         try:
-            report = run_sweep(
+            report = run_fleet_sweep(
                 targets,
                 sweep_options,
+                scale,
                 **options.report_labels(args),
                 on_result=progress,
+                on_progress=progress.counts,
+                on_note=progress.say,
                 investigator=investigator,
             )
         finally:
             progress.finish()
-        recorder.record(report)
+        report = recorder.record(report)  # with each host's since_last
     sys.stdout.write(RENDERERS[args.output](report, args))
     if report.interrupted_by:
         sys.stderr.write(

@@ -35,7 +35,12 @@ POOL = ipaddress.IPv4Network("10.231.0.0/16")  # the only addresses a fleet ever
 NETNS_PREFIX = "fleetrst-"
 FID_RE = re.compile(r"^[0-9a-f]{6}$")
 NETNS_RE = re.compile(r"^fleetrst-([0-9a-f]{6})-")
-LINK_RE = re.compile(r"^fr([0-9a-f]{6})(?:br|v\d+)$")
+LINK_RE = re.compile(r"^fr([0-9a-f]{6})(?:br\d*|v\d+)$")
+BRIDGE_RE = re.compile(r"br\d*$")
+# A Linux bridge takes at most 1,024 ports: a fleet bigger than SEGMENT_HOSTS is cut into segments, a
+# bridge and a /SEGMENT_PREFIX block each (the controller reaches them all; a host only its own).
+SEGMENT_HOSTS = 1000
+SEGMENT_PREFIX = 22
 
 
 class FleetError(RuntimeError):
@@ -49,6 +54,20 @@ def ip_binary() -> str:
     if found is None:
         raise FleetError("`ip` (iproute2) not found")
     return found
+
+
+def enter_netns(netns: str) -> list[str]:
+    """The argv prefix that runs a program in the network namespace ``netns`` (and nothing else).
+
+    ``nsenter --net`` only joins the network namespace. ``ip netns exec`` (and ``ip -n``) also make a
+    new mount namespace and remount /sys, which copies every mount of the machine, the fleet's own
+    /run/netns bind mounts included: with 1,000 hosts that made each start O(hosts), the whole fleet's
+    O(hosts²). Both exec the program: its pid is the one started.
+    """
+    nsenter = shutil.which("nsenter")
+    if nsenter is not None:
+        return [nsenter, f"--net={NETNS_DIR / netns}", "--"]
+    return [ip_binary(), "netns", "exec", netns]
 
 
 def run_ip_batch(lines: Iterable[str], *, netns: str | None = None, force: bool = False) -> None:
@@ -176,8 +195,20 @@ def _used_networks() -> list[ipaddress.IPv4Network]:
     return used
 
 
+def segments_for(n_hosts: int) -> int:
+    """How many segments (bridges) a fleet of ``n_hosts`` needs."""
+    return -(-n_hosts // SEGMENT_HOSTS)
+
+
 def prefix_for(n_hosts: int) -> int:
-    """The longest prefix (at most /24) that holds the bridge and ``n_hosts`` hosts."""
+    """The longest prefix (at most /24) that holds the bridge and ``n_hosts`` hosts; for a fleet of
+    several segments, one that holds a /SEGMENT_PREFIX block for each."""
+    segments = segments_for(n_hosts)
+    if segments > 1:
+        prefix = SEGMENT_PREFIX - (segments - 1).bit_length()
+        if prefix < POOL.prefixlen:
+            raise FleetError(f"{n_hosts} hosts do not fit in {POOL}")
+        return prefix
     needed = n_hosts + 3  # network, bridge, hosts, broadcast
     prefix = 32 - max(8, (needed - 1).bit_length())
     if prefix < POOL.prefixlen:
@@ -287,7 +318,7 @@ def fleet_link_names(fid: str) -> list[str]:
 def remove_links_and_namespaces(fid: str, netns_names: Iterable[str], *, timeout: float = 15.0) -> None:
     """Delete the bridge and namespaces (which takes the veths with them); wait until links are gone."""
     names = sorted(set(netns_names) | set(fleet_netns_names(fid)))
-    lines = [f"link del {link}" for link in fleet_link_names(fid) if link.endswith("br")]
+    lines = [f"link del {link}" for link in fleet_link_names(fid) if BRIDGE_RE.search(link)]
     lines += [f"netns del {name}" for name in names]
     run_ip_batch(lines, force=True)
     deadline = time.monotonic() + timeout

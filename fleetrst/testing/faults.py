@@ -81,6 +81,23 @@ class FaultsMixin:
         self.stop_sshd(h)
         self.start_sshd(h)
 
+    def slow_login(self, host: FleetHost | str, delay_s: float) -> None:
+        """Restart the host's sshd so that every login takes ``delay_s`` seconds longer: sshd asks an
+        ``AuthorizedKeysCommand`` that sleeps, then prints the fleet's key (a slow directory, as
+        LDAP- or Vault-backed keys can be). The handshake itself, and everything after it, is as fast
+        as before."""
+        if not 0 < delay_s <= 60:
+            raise ValueError(f"delay_s must be in (0, 60], not {delay_s}")
+        command = f'/bin/sh -c "sleep {delay_s:g}; exec cat {self.authorized_keys_path}"'
+        self.reconfigure_sshd(
+            host,
+            [
+                "AuthorizedKeysFile none",
+                f"AuthorizedKeysCommand {command}",
+                "AuthorizedKeysCommandUser nobody",
+            ],
+        )
+
     def write_script(self, name: str, text: str) -> Path:
         """A script in the fleet's directory that the login user can run (for ``ForceCommand``)."""
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
@@ -106,7 +123,8 @@ class FaultsMixin:
     def drop_replies(self, host: FleetHost | str) -> None:
         """The host silently drops everything it would send the controller (a blackhole route in its
         namespace): connects to it get no answer at all, as behind a firewall that drops."""
-        network.add_blackhole(self._resolve(host).netns, self.gateway)
+        h = self._resolve(host)
+        network.add_blackhole(h.netns, h.gateway or self.gateway)
 
     def slow_link(self, host: FleetHost | str, rate: str = "64kbit") -> None:
         """Limit what the host sends to ``rate`` (a token bucket on its side of the veth)."""

@@ -31,6 +31,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -47,6 +48,8 @@ from .sshd import USER, ensure_user
 from .support import fleet_support_problems
 
 GROUP_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_HOSTS = 10000  # 10 segments of 1,000; ~1.5 MB of memory a host (its sshd), 15 GB in all
+SPAWN_THREADS = 16  # sshds started at once (each a fork + exec of `ip netns exec ... sshd`)
 RESERVED_GROUPS = frozenset({"all", "ungrouped", "fleet"})
 
 __all__ = ["USER", "FleetError", "FleetHost", "LoadHandle", "TestFleet", "ensure_user"]
@@ -63,8 +66,10 @@ class FleetHost:
     index: int
     netns: str
     address: str
-    veth: str  # the root-namespace end of its veth pair (a port of the fleet's bridge)
+    veth: str  # the root-namespace end of its veth pair (a port of its segment's bridge)
     dir: Path
+    gateway: str = ""  # its segment's bridge address: where it sees the controller coming from
+    prefixlen: int = 24  # its address's prefix (its segment's)
     port: int = 22
     sshd_pid: int | None = None
     host_public_key: str = ""  # "ssh-ed25519 AAAA... comment" as sshd serves it now
@@ -152,8 +157,8 @@ class TestFleet(FaultsMixin, LoadsMixin):
         user: str = USER,
         start_timeout: float = 60.0,
     ) -> None:
-        if not 1 <= n_hosts <= 4000:
-            raise ValueError(f"n_hosts must be between 1 and 4000, not {n_hosts}")
+        if not 1 <= n_hosts <= MAX_HOSTS:
+            raise ValueError(f"n_hosts must be between 1 and {MAX_HOSTS}, not {n_hosts}")
         self.n_hosts = n_hosts
         width = max(3, len(str(n_hosts)))
         self._names = [f"h{i:0{width}d}" for i in range(1, n_hosts + 1)]
@@ -172,8 +177,10 @@ class TestFleet(FaultsMixin, LoadsMixin):
         self.id = ""
         self.hosts: list[FleetHost] = []
         self.subnet = ipaddress.IPv4Network("10.231.0.0/32")
-        self.gateway = ""  # the bridge's address: where the hosts see the controller coming from
-        self.bridge = ""
+        self.gateway = ""  # the first bridge's address: where its hosts see the controller coming from
+        self.bridge = ""  # the first bridge; a fleet of over 1,000 hosts has more (``bridges``)
+        self.bridges: list[str] = []
+        self.neighbour_limits: dict[str, int] = {}  # the kernel limits this fleet raised (never lowered)
         self._record: system.FleetRecord | None = None
         self._loads: list[LoadHandle] = []
         self._load_seq = 0
@@ -257,11 +264,13 @@ class TestFleet(FaultsMixin, LoadsMixin):
         self.authorized_keys_path.chmod(0o644)  # sshd reads it as the login user
         self.timings["network"] = time.monotonic() - t0
         sshd.write_host_files(self.hosts, self.tag, self.authorized_keys_path, self.user, self._sshd_version)
-        network.configure_namespaces(self.hosts, self.subnet.prefixlen)
+        self.timings["host_files"] = time.monotonic() - t0
+        network.configure_namespaces(self.hosts)
         self.timings["configured"] = time.monotonic() - t0
-        for host in self.hosts:
-            sshd.spawn_sshd(host)
-        sshd.wait_for_sshds(self.hosts, self.start_timeout)
+        with ThreadPoolExecutor(max_workers=min(SPAWN_THREADS, len(self.hosts))) as pool:
+            list(pool.map(sshd.spawn_sshd, self.hosts))
+        self.timings["spawned"] = time.monotonic() - t0
+        sshd.wait_for_sshds(self.hosts, self.start_timeout + len(self.hosts) / 100)
         sshd.write_known_hosts(self.known_hosts_path, self.hosts)
         self._write_inventory()
         self._write_state()
@@ -309,6 +318,7 @@ class TestFleet(FaultsMixin, LoadsMixin):
             plan = network.plan(self.id, self.tag, self._names, self.subnet)
             self.gateway = plan.gateway
             self.bridge = plan.bridge
+            self.bridges = [segment.bridge for segment in plan.segments]
             for link in plan.hosts:
                 host = FleetHost(
                     name=link.name,
@@ -317,8 +327,16 @@ class TestFleet(FaultsMixin, LoadsMixin):
                     address=link.address,
                     veth=link.veth,
                     dir=self.dir / "hosts" / link.name,
+                    gateway=link.gateway,
+                    prefixlen=link.prefixlen,
                 )
                 self.hosts.append(host)
+            # every live fleet's hosts (this one's included: its record is written) in the kernel's
+            # shared neighbour table
+            live = sum(
+                ipaddress.IPv4Network(r.subnet).num_addresses for r in system.read_records() if r.subnet
+            )
+            self.neighbour_limits = network.size_neighbour_tables(live)
             network.claim(plan)
         for h in self.hosts:
             h.netns_inode = system.netns_inode(h.netns)
@@ -352,6 +370,7 @@ class TestFleet(FaultsMixin, LoadsMixin):
             "subnet": str(self.subnet),
             "gateway": self.gateway,
             "bridge": self.bridge,
+            "bridges": self.bridges,
             "user": self.user,
             "inventory": str(self.inventory_path),
             "known_hosts": str(self.known_hosts_path),

@@ -6,16 +6,25 @@ end ``fr<fid>v<i>`` is a port of the bridge) holds the next addresses, with loop
 ``sshd`` listening on port 22. The controller (this process, root namespace) reaches every host
 directly; hosts reach nothing but each other and the controller (no route out, no forwarding).
 
+A bridge takes at most 1,024 ports, so a fleet of more than ``SEGMENT_HOSTS`` hosts is cut into
+segments: bridge *k* (``fr<fid>br``, then ``fr<fid>br1``, ``fr<fid>br2``, ...) holds the first address
+of the *k*-th /22 of the block and its hosts the next ones; a host reaches its own segment and the
+controller. The kernel's neighbour table is shared by every namespace, and its default hard limit
+(``gc_thresh3`` = 1,024 entries) is overflowed by a 1,000-host fleet: :func:`size_neighbour_tables`
+raises the limits to what the live fleets need (never lowers them).
+
 Everything here is done with ``ip`` (and ``tc``); the machine-level plumbing (the registry and its
 lock, naming, killing) is in :mod:`._system`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import _system as system
@@ -33,17 +42,30 @@ class HostLink:
     index: int
     netns: str
     address: str
-    veth: str  # the root-namespace end of its veth pair (a port of the fleet's bridge)
+    veth: str  # the root-namespace end of its veth pair (a port of its segment's bridge)
+    gateway: str = ""  # its segment's bridge address: where it sees the controller coming from
+    prefixlen: int = 24  # of its segment
+    bridge: str = ""
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One bridge of the fleet and its block of addresses."""
+
+    bridge: str
+    gateway: str
+    network: ipaddress.IPv4Network
 
 
 @dataclass(frozen=True)
 class NetworkPlan:
-    """The fleet's bridge and hosts in its block of addresses, before anything is made."""
+    """The fleet's bridges and hosts in its block of addresses, before anything is made."""
 
     subnet: ipaddress.IPv4Network
-    gateway: str  # the bridge's address: where the hosts see the controller coming from
-    bridge: str
+    gateway: str  # the first bridge's address: where its hosts see the controller coming from
+    bridge: str  # the first bridge
     hosts: tuple[HostLink, ...]
+    segments: tuple[Segment, ...] = ()
 
 
 def allocate_block(n_hosts: int, record: system.FleetRecord) -> ipaddress.IPv4Network:
@@ -58,37 +80,77 @@ def allocate_block(n_hosts: int, record: system.FleetRecord) -> ipaddress.IPv4Ne
 
 
 def plan(fid: str, tag: str, names: Sequence[str], subnet: ipaddress.IPv4Network) -> NetworkPlan:
-    """Name the bridge, namespaces and veths of fleet ``fid`` (tag ``tag``) and hand out the addresses."""
-    addresses = subnet.hosts()
-    gateway = str(next(addresses))
-    hosts = tuple(
-        HostLink(
-            name=name,
-            index=index,
-            netns=f"{tag}-{name}",
-            address=str(next(addresses)),
-            veth=f"fr{fid}v{index}",
-        )
-        for index, name in enumerate(names, start=1)
+    """Name the bridges, namespaces and veths of fleet ``fid`` (tag ``tag``) and hand out the addresses."""
+    count = system.segments_for(len(names))
+    blocks = [subnet] if count == 1 else list(subnet.subnets(new_prefix=system.SEGMENT_PREFIX))[:count]
+    segments: list[Segment] = []
+    hosts: list[HostLink] = []
+    for k, block in enumerate(blocks):
+        addresses = block.hosts()
+        segment = Segment(f"fr{fid}br{k or ''}", str(next(addresses)), block)
+        segments.append(segment)
+        first = k * system.SEGMENT_HOSTS
+        for index, name in enumerate(names[first : first + system.SEGMENT_HOSTS], start=first + 1):
+            hosts.append(
+                HostLink(
+                    name=name,
+                    index=index,
+                    netns=f"{tag}-{name}",
+                    address=str(next(addresses)),
+                    veth=f"fr{fid}v{index}",
+                    gateway=segment.gateway,
+                    prefixlen=block.prefixlen,
+                    bridge=segment.bridge,
+                )
+            )
+    return NetworkPlan(
+        subnet=subnet,
+        gateway=segments[0].gateway,
+        bridge=segments[0].bridge,
+        hosts=tuple(hosts),
+        segments=tuple(segments),
     )
-    return NetworkPlan(subnet=subnet, gateway=gateway, bridge=f"fr{fid}br", hosts=hosts)
 
 
 def claim(plan: NetworkPlan) -> None:
-    """Make the bridge (holding the gateway address), the namespaces and the veths between them."""
-    lines = [
-        f"link add {plan.bridge} type bridge",
-        f"addr add {plan.gateway}/{plan.subnet.prefixlen} dev {plan.bridge}",
-        f"link set {plan.bridge} up",
-    ]
+    """Make the bridges (holding their gateway addresses), the namespaces and the veths between them."""
+    lines: list[str] = []
+    for segment in plan.segments:
+        lines += [
+            f"link add {segment.bridge} type bridge",
+            f"addr add {segment.gateway}/{segment.network.prefixlen} dev {segment.bridge}",
+            f"link set {segment.bridge} up",
+        ]
     lines += [f"netns add {h.netns}" for h in plan.hosts]
     for h in plan.hosts:
         lines.append(f"link add {h.veth} type veth peer name eth0 netns {h.netns}")
-        lines.append(f"link set {h.veth} master {plan.bridge} up")
+        lines.append(f"link set {h.veth} master {h.bridge} up")
     system.run_ip_batch(lines)
 
 
-def configure_namespaces(hosts: Sequence[FleetHost], prefixlen: int) -> None:
+NEIGH = Path("/proc/sys/net/ipv4/neigh/default")
+
+
+def size_neighbour_tables(hosts: int) -> dict[str, int]:
+    """Raise the kernel's neighbour-table limits (shared by every namespace) for ``hosts`` hosts in all
+    live fleets: each host's namespace holds an entry for its gateway, and the controller one for each
+    host. Never lowers them. Returns the values set (empty when they already sufficed)."""
+    wanted = {"gc_thresh1": hosts, "gc_thresh2": 2 * hosts + 512, "gc_thresh3": 4 * hosts + 1024}
+    changed: dict[str, int] = {}
+    for name in ("gc_thresh3", "gc_thresh2", "gc_thresh1"):  # thresh3 first: it bounds the others
+        path = NEIGH / name
+        try:
+            current = int(path.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        if current < wanted[name]:
+            with contextlib.suppress(OSError):
+                path.write_text(f"{wanted[name]}\n")
+                changed[name] = wanted[name]
+    return changed
+
+
+def configure_namespaces(hosts: Sequence[FleetHost]) -> None:
     """Inside every host's namespace: its address on ``eth0``, ``eth0`` and loopback up."""
     ip = system.ip_binary()
     procs: list[tuple[FleetHost, subprocess.Popen[str]]] = []
@@ -98,7 +160,7 @@ def configure_namespaces(hosts: Sequence[FleetHost], prefixlen: int) -> None:
             (
                 h,
                 subprocess.Popen(
-                    [ip, "-n", h.netns, "-batch", "-"],
+                    [*system.enter_netns(h.netns), ip, "-batch", "-"],
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
@@ -110,7 +172,7 @@ def configure_namespaces(hosts: Sequence[FleetHost], prefixlen: int) -> None:
         failures: list[str] = []
         for h, proc in procs:
             _, err = proc.communicate(
-                f"addr add {h.address}/{prefixlen} dev eth0\nlink set eth0 up\nlink set lo up\n",
+                f"addr add {h.address}/{h.prefixlen} dev eth0\nlink set eth0 up\nlink set lo up\n",
                 timeout=60,
             )
             if proc.returncode != 0:

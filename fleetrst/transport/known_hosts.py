@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tempfile
 import threading
@@ -50,6 +51,17 @@ class NewHostKeys:
 
 def _append_atomically(path: Path, text: str) -> None:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # Several processes may learn keys into one file at once (``--procs``, Dask workers on one
+    # machine): the read and the replace happen under a lock, or one's keys would overwrite another's.
+    lock = os.open(path.parent / f".{path.name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _append_locked(path, text)
+    finally:
+        os.close(lock)
+
+
+def _append_locked(path: Path, text: str) -> None:
     try:
         existing = path.read_text(encoding="utf-8")
     except FileNotFoundError:
