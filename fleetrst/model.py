@@ -75,6 +75,10 @@ class Snapshot:
     tcpext: Mapping[str, int]  # /proc/net/netstat, the "TcpExt:" line, by name
     uptime_s: float  # /proc/uptime, first field: the host's own clock for the interval
     boot_id: str  # /proc/sys/kernel/random/boot_id
+    # The network namespace's identity, when the probe can tell it (a container's: inode + holder pid +
+    # its start time). None for the host's own namespace: it is not recreated without a reboot, so
+    # boot_id covers it.
+    netns: str | None = None
 
 
 @dataclass(frozen=True)
@@ -169,7 +173,75 @@ ErrorKind = Literal[
     "config",
     "interrupted",
     "internal",
+    "worker_lost",  # the worker process or Dask worker sweeping the host went away (fleetrst.scale)
 ]
+
+
+# Why a host has no counts since its previous audit.
+SinceLastReason = Literal[
+    "first_audit",  # no earlier recorded counters of this host (or they were pruned)
+    "rebooted",  # boot_id changed: the counters restarted from zero
+    "namespace_changed",  # the network namespace's identity changed: another set of counters
+    "counters_reset",  # a counter went backwards: reset, or the namespace was recreated
+    "uptime",  # the host's uptime did not increase since the previous sample
+    "not_measured",  # this audit could not measure the host
+    "config",  # the host's interval thresholds cannot be used
+]
+
+
+@dataclass(frozen=True)
+class SinceLast:
+    """What a host's kernel counted between its previous recorded audit and this one.
+
+    From the previous audit's last sample to this audit's last sample, over the host's own uptime:
+    ``counts`` holds every counter that moved (kernel names) and the named counts (``resets_sent``,
+    ...; 0 included), ``rates`` the same as averages per second. ``tripped`` are the averages over
+    their interval thresholds; ``note`` says what that means when the window itself was quiet.
+    """
+
+    from_at: str  # the previous audit's start, ISO 8601 UTC
+    from_sweep: int | None
+    interval_s: float
+    counts: Mapping[str, int]
+    rates: Mapping[str, float]
+    tripped: tuple[Trip, ...] = ()
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class SinceLastMissing:
+    """No usable previous audit for a host: why (never a negative or invented number)."""
+
+    reason: SinceLastReason
+    detail: str
+
+
+@dataclass(frozen=True)
+class NamespaceResult:
+    """One network namespace of a host other than the host's own (a container, a pod, an ``ip netns``):
+    its rates and verdict, judged like a host's, or ``error`` with why it could not be measured.
+
+    Identity across samples and audits is ``key``: the namespace's inode, its holder's pid and that
+    pid's start time (inodes are reused). ``runtime`` and ``name`` say what the operator calls it:
+    ``kubernetes`` ``shop/cart-7d9f``, ``docker`` ``web``, ``runc`` ``storm``, ``netns`` ``blue``, or
+    ``unknown`` ``netns:<inode> (<pid> <comm>)``.
+    """
+
+    inode: int
+    pid: int
+    start_ticks: int  # the holder's start time, field 22 of /proc/<pid>/stat (0: unknown)
+    runtime: str
+    name: str
+    status: Literal["ok", "warning", "critical", "error"]
+    error: str | None = None
+    rates: Rates | None = None
+    tripped: tuple[Trip, ...] = ()
+    processes: int = 0  # processes seen in it (0: held only by a bind mount)
+    binds: tuple[str, ...] = ()  # its bind mounts (/run/netns/NAME, /run/docker/netns/ID)
+
+    @property
+    def key(self) -> str:
+        return f"{self.inode}:{self.pid}:{self.start_ticks}"
 
 
 @dataclass(frozen=True)
@@ -187,10 +259,47 @@ class HostResult:
     tripped: tuple[Trip, ...] = ()
     investigation: Investigation | None = None
     elapsed_s: float = 0.0  # controller wall time spent on this host, connect to close
+    # The last sample the rates came from: an audit records it, and the next audit counts from it.
+    snapshot: Snapshot | None = field(default=None, repr=False)
+    # Since the host's previous recorded audit (an audit fills it in; None when no history was read).
+    since_last: SinceLast | SinceLastMissing | None = None
+    # Every other network namespace of the host (--containers): None when not looked at; and what
+    # could not be seen, and why (not root, sudo refused, more namespaces than read).
+    namespaces: tuple[NamespaceResult, ...] | None = None
+    namespaces_unseen: tuple[str, ...] = ()
 
     @property
     def interval_s(self) -> float | None:
         return self.rates.interval_s if self.rates else None
+
+    @property
+    def interval(self) -> SinceLast | None:
+        """The usable counts since the previous audit, or None."""
+        return self.since_last if isinstance(self.since_last, SinceLast) else None
+
+    @property
+    def interval_level(self) -> Level:
+        """The worst level the averages since the previous audit tripped (``ok`` when none or unknown)."""
+        interval = self.interval
+        if interval is None or not interval.tripped:
+            return "ok"
+        return "critical" if any(t.level == "critical" for t in interval.tripped) else "warning"
+
+    @property
+    def tripped_between_only(self) -> bool:
+        """Tripped between audits, not in its window: what it did was not there to be seen live."""
+        return self.status == "ok" and self.interval_level != "ok"
+
+    @property
+    def all_clear(self) -> bool:
+        """OK in its window and between audits, and so are its containers: nothing to show with ``-q``."""
+        return self.status == "ok" and self.interval_level == "ok" and self.namespace_level == "ok"
+
+    @property
+    def namespace_level(self) -> Level:
+        """The worst level any of its other namespaces (containers) tripped; ``ok`` when none did."""
+        levels = {n.status for n in self.namespaces or ()}
+        return "critical" if "critical" in levels else "warning" if "warning" in levels else "ok"
 
 
 @dataclass(frozen=True)
@@ -214,10 +323,15 @@ class FleetReport:
     @property
     def exit_code(self) -> int:
         """Nagios-style: 2 some critical, 1 some warning, 3 some host not measured (and none warned),
-        0 all OK. A sweep stopped by SIGINT or SIGTERM exits 130 or 143, whatever the hosts showed."""
+        0 all OK; a host's averages since its previous audit count as its window does (a critical
+        interval makes 2, a warning one 1). A sweep stopped by SIGINT or SIGTERM exits 130 or 143,
+        whatever the hosts showed."""
         if self.interrupted_by:
             return EXIT_INTERRUPTED.get(self.interrupted_by, 130)
-        statuses = {h.status for h in self.hosts}
+        # A trip between audits counts at its level, like one in the window.
+        statuses: set[str] = {h.status for h in self.hosts} | {h.interval_level for h in self.hosts}
+        # A container that trips counts like a host (its host's own row may be quiet).
+        statuses |= {n.status for h in self.hosts for n in h.namespaces or () if n.status in TRIPPED}
         if "critical" in statuses:
             return EXIT_CRITICAL
         if "warning" in statuses:
@@ -262,13 +376,41 @@ class HostRow:
     rates: Mapping[str, float] | None
     tripped: tuple[Mapping[str, Any], ...] = ()
     causes: tuple[str, ...] = ()
+    interval_s: float | None = None  # the window, by the host's clock
+    # Since the host's previous audit: ``since_counts`` None when there was no usable interval
+    # (``since_reason`` says why); a named count not in it was 0.
+    since_from_ts: float | None = None  # the previous audit's start, Unix seconds
+    since_s: float | None = None
+    since_counts: Mapping[str, int] | None = None
+    since_tripped: tuple[Mapping[str, Any], ...] = ()
+    since_reason: str | None = None
 
     @property
     def is_tripped(self) -> bool:
         return self.status in TRIPPED
 
+    @property
+    def is_interval_tripped(self) -> bool:
+        return bool(self.since_tripped)
+
+    @property
+    def quiet_but_tripped_between(self) -> bool:
+        """Quiet in its window, yet over an interval threshold since its previous audit."""
+        return self.status == "ok" and self.is_interval_tripped
+
     def rate(self, metric: str) -> float | None:
         return None if self.rates is None else float(self.rates.get(metric, 0.0))
+
+    def since_count(self, metric: str) -> int | None:
+        """How many ``metric`` events the kernel counted since the previous audit (None: unknown)."""
+        return None if self.since_counts is None else int(self.since_counts.get(metric, 0))
+
+    def since_rate(self, metric: str) -> float | None:
+        """``metric``'s average per second since the previous audit (None: unknown)."""
+        count = self.since_count(metric)
+        if count is None or not self.since_s:
+            return None
+        return count / self.since_s
 
     def tripped_text(self) -> str:
         return "; ".join(
@@ -276,3 +418,81 @@ class HostRow:
             + (" (critical)" if t.get("level") == "critical" else "")
             for t in self.tripped
         )
+
+    def since_tripped_text(self) -> str:
+        return "; ".join(
+            f"{t.get('metric')} {float(t.get('value') or 0):.1f}/s on average"
+            + (" (critical)" if t.get("level") == "critical" else "")
+            for t in self.since_tripped
+        )
+
+
+RollupPeriod = Literal["hour", "day"]
+
+
+@dataclass(frozen=True)
+class RollupRow:
+    """A host's audits of one hour or one day, rolled up when they aged past ``keep``.
+
+    An audit belongs to the period its sweep started in, and so does its interval (the time since the
+    host's previous audit), whole. ``counts`` sums the named counts of the usable intervals (over
+    ``interval_s`` seconds of them); ``peaks`` holds the highest window rate per named rate, and
+    ``interval_peaks`` the highest interval average.
+    """
+
+    host: str
+    period: RollupPeriod
+    start_ts: float
+    audits: int
+    measured: int
+    tripped: int  # audits whose window warned or was critical
+    critical: int  # of them, critical
+    interval_tripped: int  # audits whose interval tripped
+    quiet_tripped: int  # of them, with a quiet (OK) window
+    interval_s: float
+    counts: Mapping[str, int] = field(default_factory=dict)
+    peaks: Mapping[str, float] = field(default_factory=dict)
+    interval_peaks: Mapping[str, float] = field(default_factory=dict)
+    groups: tuple[str, ...] = ()
+
+    @property
+    def span_s(self) -> float:
+        return 3600.0 if self.period == "hour" else 86400.0
+
+    def merged(self, other: RollupRow) -> RollupRow:
+        """This period's rollup and more audits of the same host and period, as one."""
+        counts = dict(self.counts)
+        for k, v in other.counts.items():
+            counts[k] = counts.get(k, 0) + v
+        return RollupRow(
+            host=self.host,
+            period=self.period,
+            start_ts=self.start_ts,
+            audits=self.audits + other.audits,
+            measured=self.measured + other.measured,
+            tripped=self.tripped + other.tripped,
+            critical=self.critical + other.critical,
+            interval_tripped=self.interval_tripped + other.interval_tripped,
+            quiet_tripped=self.quiet_tripped + other.quiet_tripped,
+            interval_s=self.interval_s + other.interval_s,
+            counts=counts,
+            peaks=_max_merge(self.peaks, other.peaks),
+            interval_peaks=_max_merge(self.interval_peaks, other.interval_peaks),
+            groups=other.groups or self.groups,
+        )
+
+
+def _max_merge(a: Mapping[str, float], b: Mapping[str, float]) -> dict[str, float]:
+    merged = dict(a)
+    for k, v in b.items():
+        merged[k] = max(merged.get(k, v), v)
+    return merged
+
+
+@dataclass(frozen=True)
+class RecordedSnapshot:
+    """A host's last sample as an earlier audit recorded it: what the next audit counts from."""
+
+    sweep_id: int
+    started_at: str
+    snapshot: Snapshot

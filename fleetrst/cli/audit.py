@@ -2,8 +2,11 @@
 the record (history, textfile).
 
 - sweep flags: ``--db``, ``--no-history``, ``--rules``, ``--history-audits``, ``--textfile``,
-  ``--lock-wait``, ``--lock``, ``-q``;
-- around each sweep (:func:`audit_sweep`): the run lock, baselines from history, then the record.
+  ``--lock-wait``, ``--lock``, ``-q``, and since the last audit and retention: ``--interval-warn``,
+  ``--interval-crit``, ``--keep``, ``--keep-hourly``, ``--keep-daily``;
+- around each sweep (:func:`audit_sweep`): the run lock, baselines from history, then the record:
+  each host's counts since its previous recorded audit (``since_last``), judged, then the sweep
+  stored (old audits rolled up and pruned in the same transaction).
 """
 
 from __future__ import annotations
@@ -18,15 +21,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
-from ..model import FleetReport, Target
-from ..settings import default_history_path
+from ..model import FleetReport, HostResult, SinceLast, SinceLastMissing, Target
+from ..settings import KEEP_MAX_S, default_history_path
+from ..units import format_duration
 from . import options
 
 if TYPE_CHECKING:
+    from ..history.retention import Retention
     from ..history.store import HistoryStore
 
 RULES = ("threshold", "netdata-history")
 DEFAULT_HISTORY_AUDITS = 10
+# History's retention (the same as fleetrst.history.retention's; kept here so that building the parser
+# imports no store).
+DEFAULT_KEEP_S = 30 * 86400.0
+DEFAULT_KEEP_HOURLY_S = 90 * 86400.0
+DEFAULT_KEEP_DAILY_S = 730 * 86400.0
 BASELINE_METRICS = ("resets_received", "resets_sent")  # the rates Netdata's spike rule judges
 
 
@@ -87,7 +97,48 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
         "-q",
         "--quiet",
         action="store_true",
-        help="table: print only hosts that are not OK, and nothing at all when every host is OK",
+        help="table: print only hosts that are not OK (in the window or since the last audit), and "
+        "nothing at all when every host is OK",
+    )
+    between = parser.add_argument_group("since the last audit, and how long history is kept")
+    between.add_argument(
+        "--interval-warn",
+        action="append",
+        default=[],
+        metavar="METRIC=RATE",
+        help="warning level for a metric's average per second since the host's previous audit, e.g. "
+        "resets_sent=10; beats the inventory's fleetrst_interval_thresholds",
+    )
+    between.add_argument(
+        "--interval-crit",
+        action="append",
+        default=[],
+        metavar="METRIC=RATE",
+        help="critical level for a metric's average per second since the previous audit",
+    )
+    between.add_argument(
+        "--keep",
+        type=options.duration_arg(KEEP_MAX_S),
+        default=DEFAULT_KEEP_S,
+        metavar="DURATION",
+        help=f"keep each audit in full this long, then roll it up per host and hour (default: "
+        f"{format_duration(DEFAULT_KEEP_S)}); pruned in the same transaction as each write",
+    )
+    between.add_argument(
+        "--keep-hourly",
+        type=options.duration_arg(KEEP_MAX_S, allow_zero=True),
+        default=DEFAULT_KEEP_HOURLY_S,
+        metavar="DURATION",
+        help=f"keep hourly rollups until audits are this old, then merge them into days (default: "
+        f"{format_duration(DEFAULT_KEEP_HOURLY_S)}; 0: none)",
+    )
+    between.add_argument(
+        "--keep-daily",
+        type=options.duration_arg(KEEP_MAX_S, allow_zero=True),
+        default=DEFAULT_KEEP_DAILY_S,
+        metavar="DURATION",
+        help="keep daily rollups until audits are this old (default: "
+        f"{format_duration(DEFAULT_KEEP_DAILY_S)}; 0: none)",
     )
 
 
@@ -109,9 +160,16 @@ class Audit:
     rules: str = "threshold"
     textfile: Path | None = None
     recorded_sweep: int | None = None
+    retention: Retention | None = None
+    interval_warn: dict[str, float] = field(default_factory=dict)
+    interval_crit: dict[str, float] = field(default_factory=dict)
+    window_warn: dict[str, float] = field(default_factory=dict)  # --warn/--crit: intervals under a minute
+    window_crit: dict[str, float] = field(default_factory=dict)
+    targets: dict[str, Target] = field(default_factory=dict)
 
-    def record(self, report: FleetReport) -> None:
-        """Store the sweep (history) and feed monitoring (textfile).
+    def record(self, report: FleetReport) -> FleetReport:
+        """Count each host since its previous recorded audit, store the sweep (history), feed
+        monitoring (textfile); return the report with each host's ``since_last``.
 
         A failure here is a warning on stderr: the sweep's output and exit code still stand.
         """
@@ -119,7 +177,13 @@ class Audit:
 
         if self.store is not None:
             try:
-                self.recorded_sweep = self.store.record(report, report.exit_code, self.rules)
+                report = self.since_last(report)
+            except sqlite3.Error as exc:
+                sys.stderr.write(
+                    f"fleetrst: warning: cannot read the previous audits in {self.store.path}: {exc}\n"
+                )
+            try:
+                self.recorded_sweep = self.store.record(report, report.exit_code, self.rules, self.retention)
             except (sqlite3.Error, OSError) as exc:
                 sys.stderr.write(
                     f"fleetrst: warning: this sweep was not recorded in {self.store.path}: {exc}\n"
@@ -132,6 +196,38 @@ class Audit:
                 write_textfile(self.textfile, render_prometheus(report))
             except OSError as exc:
                 sys.stderr.write(f"fleetrst: warning: cannot write {self.textfile}: {exc.strerror or exc}\n")
+        return report
+
+    def since_last(self, report: FleetReport) -> FleetReport:
+        """Each host's counts and averages since its previous recorded audit, judged."""
+        import dataclasses
+
+        assert self.store is not None
+        previous = self.store.last_samples(h.host for h in report.hosts if h.snapshot is not None)
+        hosts = tuple(
+            dataclasses.replace(h, since_last=self._host_since_last(h, previous.get(h.host)))
+            for h in report.hosts
+        )
+        return dataclasses.replace(report, hosts=hosts)
+
+    def _host_since_last(self, h: HostResult, previous: Any) -> SinceLast | SinceLastMissing:
+        from ..measure.interval import WINDOW_VARIABLE, interval_thresholds, since_last_of
+        from ..measure.rules import ThresholdError, effective_thresholds, parse_threshold_overrides
+
+        target = self.targets.get(h.host)
+        host_vars = target.fleetrst_vars if target is not None else {}
+        where = f"host {h.host}"
+        try:
+            thresholds = interval_thresholds(host_vars, self.interval_warn, self.interval_crit, where)
+            raw = host_vars.get(WINDOW_VARIABLE)
+            window = effective_thresholds(
+                parse_threshold_overrides(raw, where) if raw is not None else None,
+                self.window_warn,
+                self.window_crit,
+            )
+        except ThresholdError as exc:
+            return SinceLastMissing("config", str(exc))
+        return since_last_of(h, previous, thresholds, window)
 
 
 def _check_textfile(text: str | None) -> Path | None:
@@ -162,6 +258,7 @@ def default_lock_path(db: Path, args: argparse.Namespace) -> Path:
 @contextlib.contextmanager
 def audit_sweep(args: argparse.Namespace, targets: Sequence[Target]) -> Iterator[Audit]:
     """Around one sweep: take the cron lock, yield the audit, release the lock."""
+    from ..history.retention import Retention
     from ..history.store import HistoryStore
     from ..measure.trends import median_baselines
     from .lock import RunLock
@@ -177,11 +274,28 @@ def audit_sweep(args: argparse.Namespace, targets: Sequence[Target]) -> Iterator
         Path(lock_path).expanduser() if lock_path else (default_lock_path(db, args) if recording else None)
     )
 
+    interval_warn, interval_crit = _interval_limits(args)
+    window_warn, window_crit = options.thresholds(args) if hasattr(args, "warn") else ({}, {})
+    retention = Retention(
+        keep_s=getattr(args, "keep", None) or DEFAULT_KEEP_S,
+        keep_hourly_s=_age(args, "keep_hourly", DEFAULT_KEEP_HOURLY_S),
+        keep_daily_s=_age(args, "keep_daily", DEFAULT_KEEP_DAILY_S),
+    )
+
     with contextlib.ExitStack() as stack:
         if lock_file is not None:
             what = f"sweep {getattr(args, 'pattern', 'all')!r}"
             stack.enter_context(RunLock(lock_file, getattr(args, "lock_wait", 0.0) or 0.0, what))
-        audit = Audit(rules=rules, textfile=textfile)
+        audit = Audit(
+            rules=rules,
+            textfile=textfile,
+            retention=retention,
+            interval_warn=interval_warn,
+            interval_crit=interval_crit,
+            window_warn=window_warn,
+            window_crit=window_crit,
+            targets={t.name: t for t in targets},
+        )
         if recording:
             audit.store = stack.enter_context(HistoryStore.open(db))
         if rules == "netdata-history" and audit.store is not None:
@@ -192,3 +306,20 @@ def audit_sweep(args: argparse.Namespace, targets: Sequence[Target]) -> Iterator
             )
             audit.option_overrides["history_baselines"] = median_baselines(recent)
         yield audit
+
+
+def _age(args: argparse.Namespace, name: str, default: float) -> float:
+    value = getattr(args, name, None)
+    return default if value is None else float(value)
+
+
+def _interval_limits(args: argparse.Namespace) -> tuple[dict[str, float], dict[str, float]]:
+    """The --interval-warn and --interval-crit limits, checked. Raises UsageError."""
+    from ..measure.rules import ThresholdError, parse_cli_threshold
+
+    try:
+        warn = dict(parse_cli_threshold(item) for item in getattr(args, "interval_warn", None) or [])
+        crit = dict(parse_cli_threshold(item) for item in getattr(args, "interval_crit", None) or [])
+    except ThresholdError as exc:
+        raise UsageError(f"--interval-warn/--interval-crit: {exc}") from exc
+    return warn, crit

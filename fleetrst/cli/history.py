@@ -14,7 +14,9 @@ from .context import Context
 
 DESCRIPTION = (
     "Show, per host, a metric's minimum, median, maximum and last value over the recorded audits since "
-    "--since, and in how many of them the host warned or was critical."
+    "--since, and in how many of them the host warned or was critical; then what the kernel counted "
+    "between the audits (every event since each previous audit, not only the windows), its average, "
+    "and how many intervals tripped. Audits rolled up by --keep count in their hours and days."
 )
 
 
@@ -50,7 +52,8 @@ def run(args: argparse.Namespace, context: Context) -> int:
     since_ts = time.time() - args.since
     with HistoryStore.open(history_path(args), create=False) as store:
         rows = [r for r in store.host_rows(since_ts) if matches(r, args.pattern)]
-    trends = host_trends(rows, args.metric)
+        rollups = [r for r in store.rollups(since_ts) if matches(r, args.pattern)]
+    trends = host_trends(rows, args.metric, rollups)
     if args.output == "json":
         sys.stdout.write(json.dumps(trends_json(trends, args.metric), indent=2) + "\n")
         return 0
@@ -61,6 +64,9 @@ def run(args: argparse.Namespace, context: Context) -> int:
         )
         return 1
     audits = len({r.sweep_id for r in rows})
+    where = str(store.path)
+    if rollups:
+        where += f"; and {len({(r.period, r.start_ts) for r in rollups})} rolled-up hours or days"
     sys.stdout.write(
         render_trends(
             trends,
@@ -68,7 +74,7 @@ def run(args: argparse.Namespace, context: Context) -> int:
             pattern=args.pattern,
             audits=audits,
             since_s=args.since,
-            where=str(store.path),
+            where=where,
         )
     )
     return 0

@@ -14,9 +14,11 @@ from .audit import history_path
 from .context import Context
 
 DESCRIPTION = (
-    "Summarise the recorded audits since --since: the hosts that tripped most, the hosts that trip now "
-    "but did not in their previous audit, and those that recovered. --html writes one self-contained "
-    "HTML file with charts."
+    "Summarise the recorded audits since --since: the hosts that tripped most (in their windows or "
+    "between audits) with the resets counted between audits, the hosts that were quiet at every audit "
+    "yet reset in between, the hosts that trip now but did not in their previous audit, and those that "
+    "recovered. --html writes one self-contained HTML file with charts: each interval between audits "
+    "drawn over its span, the window samples on top."
 )
 
 
@@ -50,12 +52,13 @@ def run(args: argparse.Namespace, context: Context) -> int:
     with HistoryStore.open(history_path(args), create=False) as store:
         sweeps = store.sweeps(since_ts)
         rows = store.host_rows()  # all: a host's previous audit may be older than the period
+        rollups = store.rollups(since_ts)
     if not sweeps:
         sys.stderr.write(
             f"fleetrst: no recorded audits in the last {format_duration(args.since)} ({store.path})\n"
         )
         return 1
-    changes = fleet_changes(rows, since_ts)
+    changes = fleet_changes(rows, since_ts, rollups)
     text = render_changes(sweeps, changes, top=args.top, since_s=args.since, where=str(store.path))
     if args.html:
         from ..render.html import render_html
@@ -67,6 +70,7 @@ def run(args: argparse.Namespace, context: Context) -> int:
             args.metric,
             args.top,
             title_period=format_duration(args.since),
+            rollups=rollups,
         )
         try:
             Path(args.html).write_text(html, encoding="utf-8")

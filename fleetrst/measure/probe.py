@@ -33,10 +33,14 @@ from __future__ import annotations
 
 import math
 import re
+import sys
+from collections.abc import Collection
+from dataclasses import dataclass
 from numbers import Real
 
 from ..model import Snapshot
 from .counters import (
+    _U64_MAX,
     BOOT_ID_PATH,
     NETSTAT_PATH,
     SNMP_PATH,
@@ -48,6 +52,10 @@ from .counters import (
     parse_uptime,
     shown,
 )
+from .namespaces import BEGIN_LIST, listing_command, sample_command
+from .namespaces import END as NETNS_END
+
+NETNS_FRAME = BEGIN_LIST.rsplit(" ", 2)[0] + " v"  # "@@fleetrst-netns v": where a namespace block starts
 
 __all__ = [
     "FORMAT_VERSION",
@@ -73,7 +81,7 @@ _NETSTAT_OTHERS = frozenset({"IpExt:", "MPTcpExt:"})
 # (busybox). Not a prefix of a longer path.
 _NAMED_PATH = re.compile(r"(?<![\w/.-])(" + "|".join(re.escape(path) for path in FILES) + r")(?![\w/.-])")
 _RC = re.compile(r"@@rc ([0-9]{1,3})")
-_END = re.compile(r"@@end ([0-9]{1,3})")
+_END = re.compile(r"@@end ([0-9]{1,9})")  # the watch loop counts past 999 (the probe: 3 at most)
 _SLEEP = re.compile(r"@@sleep ([0-9.]{1,12})")
 
 
@@ -113,18 +121,37 @@ def _sleep_script(seconds: str) -> list[str]:
 _TRAP = "trap 'kill $p 2>/dev/null; exit 143' HUP INT TERM PIPE"
 
 
-def probe_command(window_s: float, baseline_s: float | None = None) -> str:
+def probe_command(
+    window_s: float,
+    baseline_s: float | None = None,
+    *,
+    containers: bool = False,
+    become_user: str | None = None,
+) -> str:
     """The one shell command that takes the samples: t0, sleep window, t1 — or, with ``baseline_s``,
     t0, sleep baseline, t1, sleep window, t2 (Netdata's spike rule compares the window with the
     baseline interval just before it). Durations: finite, > 0, at most an hour; ``ValueError`` else.
+
+    With ``containers``, the same exec also lists the host's other network namespaces before the
+    first sample and reads them after each sample (:mod:`fleetrst.measure.namespaces`): as the
+    probe's user when it is root, else through ``sudo -n -u become_user`` when that is given.
+    Without it the command is exactly what it always was.
     """
     window = _seconds(window_s, "the window")
     sleeps = [window] if baseline_s is None else [_seconds(baseline_s, "the baseline"), window]
     total = len(sleeps) + 1
-    parts = [_TRAP, *_sample_script(0, total)]
+    parts = [_TRAP]
+    if containers:
+        hold = sum(float(s) for s in sleeps) + 10.0  # a bind-only namespace's holder outlives the probe
+        parts.append(listing_command(f"{hold:.0f}", become_user))
+    parts += _sample_script(0, total)
+    if containers:
+        parts.append(sample_command(0))
     for index, seconds in enumerate(sleeps, start=1):
         parts += _sleep_script(seconds)
         parts += _sample_script(index, total)
+        if containers:
+            parts.append(sample_command(index))
     return "; ".join(parts)
 
 
@@ -242,6 +269,10 @@ def _read_sample(reader: _Reader, index: int, total: int) -> Snapshot:
 
 def _read_sleep(reader: _Reader, after: int) -> None:
     line = reader.next()
+    while line is not None and line.startswith(NETNS_FRAME):  # the namespaces' block: read elsewhere
+        while (line := reader.next()) is not None and not line.startswith(NETNS_END):
+            pass
+        line = reader.next()
     if line is None:
         raise ProbeParseError(f"sample {after + 1} is missing (output ends after sample {after})")
     sleep = _SLEEP.fullmatch(line)
@@ -313,6 +344,10 @@ def watch_command(every_s: float, rounds: int = MAX_WATCH_ROUNDS) -> str:
         ...cat of the four files...
         @@rc 0
         @@end 7
+
+    Each frame is gathered in a command substitution and printed by one ``printf``: with dash (Debian's
+    ``/bin/sh``) that is one write, so sshd sends it as one SSH packet and the controller wakes once a
+    round per host, not once per line (this is most of a watched host's client CPU).
     """
     every = _seconds(every_s, "the interval")
     if isinstance(rounds, bool) or not isinstance(rounds, int) or not 1 <= rounds <= MAX_WATCH_ROUNDS:
@@ -322,44 +357,223 @@ def watch_command(every_s: float, rounds: int = MAX_WATCH_ROUNDS) -> str:
             _TRAP,
             "i=0",
             f"while [ $i -lt {rounds} ]; do "
-            f'echo "@@fleetrst-watch v{FORMAT_VERSION} sample $i"; '
-            f'cat {" ".join(FILES)} 2>&1; s=$?; echo; echo "@@rc $s"; echo "@@end $i"; '
+            f'f=$(echo "@@fleetrst-watch v{FORMAT_VERSION} sample $i"; '
+            f'cat {" ".join(FILES)} 2>&1; s=$?; echo; echo "@@rc $s"; echo "@@end $i"); '
+            "printf '%s\\n' \"$f\"; "
             f"sleep {every} & p=$!; wait $p; i=$((i + 1)); done",
         ]
     )
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where a host's frames keep their values, learnt from a frame the full parser accepted.
+
+    The kernel prints the same lines in the same places every round, so the next frames of the same
+    host are read at these places: only the values that are kept, checked as the full parser checks
+    them. Anything else (another line count, another header line, a value that is not a plain number)
+    sends the frame through the full parser, which says what is wrong.
+    """
+
+    lines: int
+    tcp_at: int
+    tcp_head: str
+    tcp_fields: int
+    tcp_names: tuple[str, ...]  # the kept Tcp counters ...
+    tcp_columns: tuple[int, ...]  # ... and where their values are on the value line
+    tcpext_at: int
+    tcpext_head: str
+    tcpext_fields: int
+    tcpext_names: tuple[str, ...]
+    tcpext_columns: tuple[int, ...]
+    uptime_at: int
+    boot_at: int
+
+
+def _first_line(lines: list[str], tag: str, end: int) -> int | None:
+    for number in range(end):
+        if lines[number].split(" ", 1)[0] == tag:
+            return number
+    return None
+
+
+# Layouts by everything they are made of: the hosts of one kernel share one (a watch of thousands of
+# hosts holds a handful). Bounded: a fleet has few kernels, a hostile host cannot grow it without end.
+_LAYOUTS: dict[tuple[object, ...], _Layout] = {}
+_MAX_LAYOUTS = 256
+
+
+def _learn_layout(lines: list[str], keep: frozenset[str] | None) -> _Layout | None:
+    """The layout of a frame the full parser accepted (``lines``: header excluded, ``@@end`` included)."""
+    n = len(lines)
+    if n < 6 or lines[-2] != "@@rc 0" or lines[-3] != "":
+        return None
+    body = n - 3  # the cat output: lines[:body]
+    filled = [number for number in range(body) if lines[number].strip()]
+    if len(filled) < 2 or any(line.startswith(_MARK) for line in lines[:body]):
+        return None
+    tcp_at = _first_line(lines, "Tcp:", body - 1)
+    tcpext_at = _first_line(lines, "TcpExt:", body - 1)
+    if tcp_at is None or tcpext_at is None:
+        return None
+
+    key = (n, tcp_at, tcpext_at, filled[-2], filled[-1], lines[tcp_at], lines[tcpext_at], keep)
+    known = _LAYOUTS.get(key)
+    if known is not None:
+        return known
+
+    def kept(at: int) -> tuple[tuple[str, ...], tuple[int, ...]]:
+        names = [sys.intern(name) for name in lines[at].split()[1:]]
+        pairs = [(name, column) for column, name in enumerate(names, 1) if keep is None or name in keep]
+        return tuple(name for name, _ in pairs), tuple(column for _, column in pairs)
+
+    tcp_names, tcp_columns = kept(tcp_at)
+    tcpext_names, tcpext_columns = kept(tcpext_at)
+
+    if len(_LAYOUTS) >= _MAX_LAYOUTS:
+        _LAYOUTS.clear()
+    _LAYOUTS[key] = layout = _Layout(
+        lines=n,
+        tcp_at=tcp_at,
+        tcp_head=lines[tcp_at],
+        tcp_fields=len(lines[tcp_at].split()),
+        tcp_names=tcp_names,
+        tcp_columns=tcp_columns,
+        tcpext_at=tcpext_at,
+        tcpext_head=lines[tcpext_at],
+        tcpext_fields=len(lines[tcpext_at].split()),
+        tcpext_names=tcpext_names,
+        tcpext_columns=tcpext_columns,
+        uptime_at=filled[-2],
+        boot_at=filled[-1],
+    )
+    return layout
+
+
+def _plain_values(
+    line: str, tag: str, fields: int, names: tuple[str, ...], columns: tuple[int, ...]
+) -> dict[str, int] | None:
+    """The kept values of a value line when they are all plain numbers (ASCII digits, at most 20, at
+    most 2**64 - 1); None for anything else (a sign, a letter, one value too many): the full parser
+    then reads the frame and says what is wrong, or takes a signed value (MaxConn) as it should."""
+    tokens = line.split()
+    if len(tokens) != fields or tokens[0] != tag:
+        return None
+    picked = [tokens[column] for column in columns]
+    if not picked:
+        return {}
+    joined = "".join(picked)
+    if not (joined.isascii() and joined.isdigit()) or max(map(len, picked)) > 20:
+        return None
+    values = list(map(int, picked))
+    if max(values) > _U64_MAX:
+        return None
+    return dict(zip(names, values, strict=True))
 
 
 class WatchFrames:
     """The watch loop's output, fed line by line as it arrives; each complete frame comes out as a
     snapshot. Text outside frames (a login banner) is ignored; a frame that cannot be parsed raises
     :class:`ProbeParseError` naming the sample, and the next frame is read afresh. A frame is at most
-    ``max_lines`` lines (the four files are about 30): more is garbage, not a frame."""
+    ``max_lines`` lines (the four files are about 30): more is garbage, not a frame.
 
-    def __init__(self, max_lines: int = 2000) -> None:
+    ``keep``: the ``Tcp``/``TcpExt`` counters the snapshots hold (None: all of them). A watch keeps a
+    few dozen of the ~150 a kernel prints: what its rules judge and what it serves, so that a host's
+    minute of samples stays small and its rates are quick to take. The first frame is read by the
+    probe's full parser; later frames with the same layout are read at the places it found (see
+    :class:`_Layout`), with the same checks on the values they take.
+    """
+
+    def __init__(self, max_lines: int = 2000, keep: Collection[str] | None = None) -> None:
         self.max_lines = max_lines
+        self.keep = frozenset(keep) if keep is not None else None
         self._lines: list[str] | None = None
         self._index = -1
+        self._layout: _Layout | None = None
+        self._boot_line = ""
+        self._boot_id = ""
 
     def feed(self, line: str) -> tuple[int, Snapshot] | None:
         """One line (without its newline); a ``(sample index, snapshot)`` when it ends a frame."""
-        line = line.rstrip("\r")
-        header = WATCH_HEADER.fullmatch(line)
-        if header:
-            if int(header.group(1)) != FORMAT_VERSION:
-                raise ProbeParseError(
-                    f"unsupported watch output format v{header.group(1)} (this fleetrst reads "
-                    f"v{FORMAT_VERSION})"
-                )
-            self._lines, self._index = [], int(header.group(2))
+        frame = self._lines
+        if line[:1] != "@":  # the body of a frame (no marker starts otherwise), or text outside one
+            if frame is not None:
+                frame.append(line.rstrip("\r"))
+                if len(frame) > self.max_lines:
+                    self._lines = None
+                    raise ProbeParseError(
+                        f"sample {self._index}: more than {self.max_lines} lines in one frame"
+                    )
             return None
+        line = line.rstrip("\r")
+        if line.startswith("@@fleetrst-watch"):
+            header = WATCH_HEADER.fullmatch(line)
+            if header:
+                if int(header.group(1)) != FORMAT_VERSION:
+                    raise ProbeParseError(
+                        f"unsupported watch output format v{header.group(1)} (this fleetrst reads "
+                        f"v{FORMAT_VERSION})"
+                    )
+                self._lines, self._index = [], int(header.group(2))
+                return None
         if self._lines is None:
             return None  # outside a frame
         self._lines.append(line)
         if len(self._lines) > self.max_lines:
             self._lines = None
             raise ProbeParseError(f"sample {self._index}: more than {self.max_lines} lines in one frame")
-        if not _END.fullmatch(line):
+        if not line.startswith("@@end") or not _END.fullmatch(line):
             return None
         lines, self._lines = self._lines, None
-        reader = _Reader("\n".join(lines) + "\n")
-        return self._index, _read_sample(reader, self._index, 2)
+        snapshot = self._read_known(lines)
+        if snapshot is None:
+            self._layout = None
+            reader = _Reader("\n".join(lines) + "\n")
+            snapshot = self._kept(_read_sample(reader, self._index, 2))
+            self._layout = _learn_layout(lines, self.keep)
+        return self._index, snapshot
+
+    def _kept(self, snapshot: Snapshot) -> Snapshot:
+        if self.keep is None:
+            return snapshot
+        keep = self.keep
+        return Snapshot(
+            tcp={sys.intern(k): v for k, v in snapshot.tcp.items() if k in keep},
+            tcpext={sys.intern(k): v for k, v in snapshot.tcpext.items() if k in keep},
+            uptime_s=snapshot.uptime_s,
+            boot_id=snapshot.boot_id,
+        )
+
+    def _read_known(self, lines: list[str]) -> Snapshot | None:
+        """The frame read at the places of the last good frame's layout; None to use the full parser."""
+        layout = self._layout
+        if (
+            layout is None
+            or len(lines) != layout.lines
+            or lines[-1] != f"@@end {self._index}"
+            or lines[-2] != "@@rc 0"
+            or lines[-3] != ""
+            or lines[layout.tcp_at] != layout.tcp_head
+            or lines[layout.tcpext_at] != layout.tcpext_head
+        ):
+            return None
+        tcp = _plain_values(
+            lines[layout.tcp_at + 1], "Tcp:", layout.tcp_fields, layout.tcp_names, layout.tcp_columns
+        )
+        tcpext = _plain_values(
+            lines[layout.tcpext_at + 1],
+            "TcpExt:",
+            layout.tcpext_fields,
+            layout.tcpext_names,
+            layout.tcpext_columns,
+        )
+        if tcp is None or tcpext is None:
+            return None
+        try:
+            uptime = parse_uptime(lines[layout.uptime_at])
+            boot_line = lines[layout.boot_at]
+            if boot_line != self._boot_line:
+                self._boot_id, self._boot_line = parse_boot_id(boot_line), boot_line
+        except ProbeParseError:
+            return None
+        return Snapshot(tcp=tcp, tcpext=tcpext, uptime_s=uptime, boot_id=self._boot_id)

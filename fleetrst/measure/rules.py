@@ -114,15 +114,23 @@ def _limit(value: object, where: str) -> float:
     return number
 
 
-def parse_threshold_overrides(value: object, source: str) -> dict[str, Threshold]:
+def parse_threshold_overrides(
+    value: object,
+    source: str,
+    *,
+    defaults: Mapping[str, Threshold] | None = None,
+    variable: str = "fleetrst_thresholds",
+) -> dict[str, Threshold]:
     """An inventory's ``fleetrst_thresholds``, validated, as complete thresholds per metric.
 
     ``value`` maps metric -> ``{warning: N, critical: N}``; a level set to ``null`` is switched off,
     a level left out keeps the default (so the result is complete and :func:`effective_thresholds`
     can replace defaults wholesale); a metric set to ``null`` is switched off entirely (a host where
-    resets are expected). ``source`` names the host or group in every message.
+    resets are expected). ``source`` names the host or group in every message. ``defaults`` and
+    ``variable``: another set of limits (the interval's, ``fleetrst_interval_thresholds``).
     """
-    where = f"{source}: fleetrst_thresholds"
+    defaults = DEFAULT_THRESHOLDS if defaults is None else defaults
+    where = f"{source}: {variable}"
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -140,7 +148,7 @@ def parse_threshold_overrides(value: object, source: str) -> dict[str, Threshold
             raise ThresholdError(
                 f"{where}.{metric} must be a mapping with warning and/or critical, got {_shown(levels)}"
             )
-        threshold = DEFAULT_THRESHOLDS.get(metric, Threshold())
+        threshold = defaults.get(metric, Threshold())
         for level, limit in levels.items():
             if level not in LEVELS:
                 raise ThresholdError(
@@ -170,10 +178,11 @@ def effective_thresholds(
     inventory: Mapping[str, Threshold] | None,
     warn: Mapping[str, float],
     crit: Mapping[str, float],
+    defaults: Mapping[str, Threshold] | None = None,
 ) -> dict[str, Threshold]:
     """Defaults < the inventory's (already complete, see :func:`parse_threshold_overrides`) < the
     command line's ``--warn``/``--crit``, each of which sets one level and keeps the other."""
-    result = dict(DEFAULT_THRESHOLDS)
+    result = dict(DEFAULT_THRESHOLDS if defaults is None else defaults)
     result.update(inventory or {})
     for metric, limit in warn.items():
         result[metric] = replace(result.get(metric, Threshold()), warning=limit)
@@ -209,3 +218,49 @@ def judge(rates: Rates, thresholds: Mapping[str, Threshold], baseline: Rates | N
     tripped.sort(key=lambda trip: (-_SEVERITY[trip.level], trip.metric))
     level: Level = tripped[0].level if tripped else "ok"
     return Verdict(level=level, tripped=tuple(tripped))
+
+
+# --- per container: fleetrst_container_thresholds ----------------------------------------------------
+
+ContainerOverrides = tuple[tuple[str, dict[str, Threshold]], ...]
+
+
+def parse_container_threshold_overrides(value: object, source: str) -> ContainerOverrides:
+    """An inventory's ``fleetrst_container_thresholds``: container or pod name pattern (shell-style,
+    ``shop/*``, ``web-?``) -> the same mapping as ``fleetrst_thresholds``, validated, in order.
+
+    A namespace takes the host's thresholds, then every pattern that matches its name in the order
+    given (a later one wins for the metrics it sets); ``--warn``/``--crit`` still win over all.
+    """
+    where = f"{source}: fleetrst_container_thresholds"
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping):
+        raise ThresholdError(f"{where} must be a mapping of name pattern to thresholds, got {_shown(value)}")
+    result: list[tuple[str, dict[str, Threshold]]] = []
+    for pattern, levels in value.items():
+        if not isinstance(pattern, str) or not pattern:
+            raise ThresholdError(f"{where} has a pattern that is not a name: {_shown(pattern)}")
+        overrides = parse_threshold_overrides(
+            levels, source, variable=f"fleetrst_container_thresholds[{pattern!r}]"
+        )
+        result.append((pattern, overrides))
+    return tuple(result)
+
+
+def namespace_thresholds(
+    name: str,
+    host: Mapping[str, Threshold] | None,
+    containers: ContainerOverrides,
+    warn: Mapping[str, float],
+    crit: Mapping[str, float],
+) -> dict[str, Threshold]:
+    """Defaults < the host's ``fleetrst_thresholds`` < each matching container pattern < the command
+    line: the thresholds a namespace named ``name`` is judged against."""
+    from fnmatch import fnmatchcase
+
+    merged = dict(host or {})
+    for pattern, overrides in containers:
+        if fnmatchcase(name, pattern):
+            merged.update(overrides)
+    return effective_thresholds(merged, warn, crit)

@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from ..measure.interval import span
 from ..model import FleetReport, HostResult
+from .fleet import interval_trip_text
 from .text import clean, summary_line, worst_first
 
 if TYPE_CHECKING:
@@ -42,6 +44,7 @@ def render_host(h: HostResult) -> str:
         )
     for t in h.tripped:
         lines.append(f"   tripped: {t.describe()}")
+    lines.extend(_since_last_lines(h))
     inv = h.investigation
     if inv is None:
         if not h.error:
@@ -49,6 +52,26 @@ def render_host(h: HostResult) -> str:
         return "\n".join(lines) + "\n"
     lines.extend(_investigation_lines(inv))
     return "\n".join(lines) + "\n"
+
+
+def _since_last_lines(h: HostResult) -> list[str]:
+    """Since the host's previous audit: the resets counted, what tripped, and the note that the cause
+    of a storm between audits could not be seen live."""
+    s = h.interval
+    if s is None:
+        return []
+    counted = ", ".join(
+        f"{name} {s.counts.get(name, 0)} ({s.rates.get(name, 0.0):.1f}/s)"
+        for name in ("resets_received", "resets_sent", "estab_resets", "listen_overflows")
+        if name in s.counts
+    )
+    lines = [
+        f"   since the last audit ({span(s.interval_s)}, from {s.from_at}): {counted or 'nothing counted'}"
+    ]
+    lines += [f"   tripped since the last audit: {interval_trip_text(t, s)}" for t in s.tripped]
+    if s.note:
+        lines.append(f"   note: {clean(s.note)}")
+    return lines
 
 
 def _investigation_lines(inv: Investigation) -> list[str]:

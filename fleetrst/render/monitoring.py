@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from ..errors import EXIT_CRITICAL, EXIT_OK, EXIT_UNKNOWN, EXIT_WARNING
 from ..measure.counters import NAMED_RATES
-from ..model import NOT_MEASURED, STATUS_ORDER, STATUSES, FleetReport, HostResult
+from ..model import NOT_MEASURED, STATUS_ORDER, STATUSES, FleetReport, HostResult, NamespaceResult, Trip
 from .text import clean, fleet_totals, worst_first
 
 # A host's status as a Nagios code: what it would make the exit code on its own.
@@ -86,6 +86,36 @@ def render_prometheus(report: FleetReport) -> str:
                 f"{metric} ({counter}) per second over the last sweep's window.",
                 samples,
             )
+    # The kernel's own counters, as counters: increase() over them gives every event between sweeps
+    # (Prometheus takes a reboot's restart from 0 as a counter reset, as it should).
+    for metric, counter in NAMED_RATES.items():
+        samples = [
+            (_labels(host=h.host), float(value))
+            for h in measured
+            if (value := _counter(h, counter)) is not None
+        ]
+        if samples:
+            lines += _family(
+                f"fleetrst_host_{metric}_total",
+                "counter",
+                f"The host's {counter} counter ({metric}) as read at the last sweep's last sample; "
+                "increase() gives the events between sweeps.",
+                samples,
+            )
+    between = [h for h in hosts if h.interval is not None]
+    lines += _family(
+        "fleetrst_host_since_last_seconds",
+        "gauge",
+        "The time since the host's previous recorded audit, by its own clock (absent: no usable one).",
+        ((_labels(host=h.host), h.interval.interval_s) for h in between if h.interval),
+    )
+    lines += _family(
+        "fleetrst_host_since_last_status",
+        "gauge",
+        "The host's averages since its previous audit as a Nagios code: 0 ok, 1 warning, 2 critical.",
+        ((_labels(host=h.host), float(STATUS_CODE[h.interval_level])) for h in between),
+    )
+    lines += namespace_families(hosts)
     lines += _family(
         "fleetrst_sweep_hosts",
         "gauge",
@@ -115,6 +145,47 @@ def render_prometheus(report: FleetReport) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _counter(h: HostResult, counter: str) -> int | None:
+    snap = h.snapshot
+    if snap is None:
+        return None
+    value = snap.tcp.get(counter)
+    return snap.tcpext.get(counter) if value is None else value
+
+
+def namespace_families(hosts: Iterable[HostResult]) -> list[str]:
+    """Each host's other namespaces (--containers): status and named reset rates, labelled
+    ``host``, ``container`` (the name the runtime knows) and ``runtime``."""
+    measured = [(h, n) for h in hosts for n in h.namespaces or ()]
+    if not measured:
+        return []
+
+    def labels(h: HostResult, n: NamespaceResult, **more: str) -> str:
+        return _labels(host=h.host, container=n.name, runtime=n.runtime, **more)
+
+    codes = {"ok": 0.0, "warning": 1.0, "critical": 2.0, "error": 3.0}
+    lines = _family(
+        "fleetrst_container_status",
+        "gauge",
+        "A container's (network namespace's) status: 0 ok, 1 warning, 2 critical, 3 not measured.",
+        ((labels(h, n), codes[n.status]) for h, n in measured),
+    )
+    for metric, counter in NAMED_RATES.items():
+        samples = [
+            (labels(h, n), n.rates.per_second[metric])
+            for h, n in measured
+            if n.rates and metric in n.rates.per_second
+        ]
+        if samples:
+            lines += _family(
+                f"fleetrst_container_{metric}_per_second",
+                "gauge",
+                f"{metric} ({counter}) per second in the container's network namespace, last sweep's window.",
+                samples,
+            )
+    return lines
+
+
 # --- Nagios -----------------------------------------------------------------------------------------
 
 
@@ -141,7 +212,15 @@ def render_nagios(report: FleetReport) -> str:
         if names:
             shown = ", ".join(_nagios_text(n) for n in names[:10]) + (" ..." if len(names) > 10 else "")
             parts.append(f"{len(names)} {status}: {shown}")
-    ok = report.count("ok")
+    between = [h for h in worst_first(report.hosts) if h.interval_level != "ok"]
+    if between:
+        names = [
+            _nagios_text(h.host) + (" (OK in its window)" if h.tripped_between_only else "")
+            for h in between[:10]
+        ]
+        shown = ", ".join(names) + (" ..." if len(between) > 10 else "")
+        parts.append(f"{len(between)} tripped since the last audit: {shown}")
+    ok = sum(h.all_clear for h in report.hosts)
     summary = "; ".join(parts) + ("; " if parts else "") + f"{ok} of {len(report.hosts)} hosts ok"
     if report.interrupted_by:
         summary += f"; interrupted by {report.interrupted_by}"
@@ -151,7 +230,18 @@ def render_nagios(report: FleetReport) -> str:
     perf.append(f"duration={report.duration_s:.3f}s;;;0")
     for h in problems:
         perf += [_trip_perf(h, t.metric, t.value) for t in h.tripped]
+    for h in worst_first(report.hosts):
+        if h.interval is not None:
+            perf += [_interval_perf(h, t) for t in h.interval.tripped]
     return f"FLEETRST {word} - {summary} | {' '.join(perf)}\n"
+
+
+def _interval_perf(h: HostResult, trip: Trip) -> str:
+    levels = {
+        t.level: f"{t.limit:g}" for t in (h.interval.tripped if h.interval else ()) if t.metric == trip.metric
+    }
+    warn, crit = levels.get("warning", ""), levels.get("critical", "")
+    return f"{_perf_label(h.host + ' ' + trip.metric + ' since last')}={trip.value:.3f};{warn};{crit};0"
 
 
 def _trip_perf(h: HostResult, metric: str, value: float) -> str:

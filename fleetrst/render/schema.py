@@ -9,7 +9,16 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from ..model import STATUSES, FleetReport, HostResult
+from ..model import (
+    STATUSES,
+    TRIPPED,
+    FleetReport,
+    HostResult,
+    NamespaceResult,
+    SinceLast,
+    SinceLastMissing,
+    Trip,
+)
 from .text import fleet_totals, rounded, worst_first
 
 if TYPE_CHECKING:
@@ -25,12 +34,50 @@ if TYPE_CHECKING:
     )
 
 JSON_SCHEMA = "fleetrst.sweep"
-JSON_VERSION = 1
+# 2: since_last and since_last_missing per host; summary.tripped_since_last; namespaces and
+# namespaces_unseen per host, summary.namespaces_tripped (--containers)
+JSON_VERSION = 2
 JSONL_SCHEMA = "fleetrst.host"
-JSONL_VERSION = 1
+JSONL_VERSION = 2  # 2: since_last and since_last_missing; namespaces and namespaces_unseen
+
+# A host's since_last when no history was read at all.
+NO_HISTORY = {
+    "reason": "no_history",
+    "detail": "no history was read (--no-history, or a command that does not record audits)",
+}
+
+
+def trip_json(t: Trip) -> dict[str, Any]:
+    return {
+        "metric": t.metric,
+        "level": t.level,
+        "value": rounded(t.value),
+        "limit": t.limit,
+        "rule": t.rule,
+        "baseline": rounded(t.baseline),
+    }
+
+
+def since_last_json(h: HostResult) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The host's ``since_last`` and ``since_last_missing``: one of them is null."""
+    s = h.since_last
+    if isinstance(s, SinceLast):
+        return {
+            "from": s.from_at,
+            "from_sweep": s.from_sweep,
+            "interval_s": rounded(s.interval_s),
+            "counts": dict(sorted(s.counts.items())),
+            "rates": {k: rounded(v) for k, v in sorted(s.rates.items())},
+            "tripped": [trip_json(t) for t in s.tripped],
+            "note": s.note,
+        }, None
+    if isinstance(s, SinceLastMissing):
+        return None, {"reason": s.reason, "detail": s.detail}
+    return None, dict(NO_HISTORY)
 
 
 def host_json(h: HostResult) -> dict[str, Any]:
+    since_last, since_last_missing = since_last_json(h)
     return {
         "host": h.host,
         "address": h.address,
@@ -46,19 +93,32 @@ def host_json(h: HostResult) -> dict[str, Any]:
         ),
         "counters_wrapped": list(h.rates.wrapped) if h.rates else [],
         "counters_reset": list(h.rates.reset) if h.rates else [],
-        "tripped": [
-            {
-                "metric": t.metric,
-                "level": t.level,
-                "value": rounded(t.value),
-                "limit": t.limit,
-                "rule": t.rule,
-                "baseline": rounded(t.baseline),
-            }
-            for t in h.tripped
-        ],
+        "tripped": [trip_json(t) for t in h.tripped],
+        "since_last": since_last,
+        "since_last_missing": since_last_missing,
         "investigation": investigation_json(h.investigation) if h.investigation is not None else None,
         "elapsed_s": rounded(h.elapsed_s),
+        "namespaces": None if h.namespaces is None else [namespace_json(n) for n in h.namespaces],
+        "namespaces_unseen": list(h.namespaces_unseen),
+    }
+
+
+def namespace_json(n: NamespaceResult) -> dict[str, Any]:
+    """One of a host's other network namespaces (a container, a pod, an ``ip netns``)."""
+    return {
+        "name": n.name,
+        "runtime": n.runtime,
+        "key": n.key,
+        "inode": n.inode,
+        "pid": n.pid,
+        "start_ticks": n.start_ticks,
+        "processes": n.processes,
+        "binds": list(n.binds),
+        "status": n.status,
+        "error": n.error,
+        "interval_s": rounded(n.rates.interval_s) if n.rates else None,
+        "rates": {k: rounded(v) for k, v in sorted(n.rates.per_second.items())} if n.rates else None,
+        "tripped": [trip_json(t) for t in n.tripped],
     }
 
 
@@ -208,6 +268,8 @@ def report_json(report: FleetReport) -> dict[str, Any]:
         "summary": {
             "hosts": len(report.hosts),
             **{s: report.count(s) for s in STATUSES},
+            "tripped_since_last": sum(h.interval_level != "ok" for h in report.hosts),
+            "namespaces_tripped": sum(n.status in TRIPPED for h in report.hosts for n in h.namespaces or ()),
             "totals": {k: rounded(v) for k, v in fleet_totals(report).items()},
         },
         "findings": [finding_json(f) for f in report.findings],

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from ..model import HEADLINE_RATES, STATUS_ORDER, FleetReport, HostResult
+from ..model import HEADLINE_RATES, STATUS_ORDER, TRIPPED, FleetReport, HostResult
 
 # The rates every table shows, in order, with their column titles.
 TABLE_RATES: tuple[tuple[str, str], ...] = (
@@ -41,9 +41,14 @@ def clean(text: str) -> str:
 
 
 def worst_first(hosts: Iterable[HostResult]) -> list[HostResult]:
-    def key(h: HostResult) -> tuple[int, float, str]:
+    """Worst status first, a trip since the last audit counting like one in the window; then the
+    highest rate."""
+
+    def key(h: HostResult) -> tuple[int, int, float, str]:
         peak = max((h.rates.per_second.get(m, 0.0) for m, _ in TABLE_RATES), default=0.0) if h.rates else 0.0
-        return (STATUS_ORDER.index(h.status), -peak, h.host)
+        rank = min(STATUS_ORDER.index(h.status), STATUS_ORDER.index(h.interval_level))
+        rank = min(rank, STATUS_ORDER.index(h.namespace_level))  # a container that trips, too
+        return (rank, STATUS_ORDER.index(h.status), -peak, h.host)
 
     return sorted(hosts, key=key)
 
@@ -60,6 +65,12 @@ def fleet_totals(report: FleetReport) -> dict[str, float]:
 def summary_line(report: FleetReport) -> str:
     stopped = f" | INTERRUPTED by {report.interrupted_by}" if report.interrupted_by else ""
     counts = [f"{report.count(s)} {s}" for s in STATUS_ORDER if report.count(s)]
+    between = sum(h.interval_level != "ok" for h in report.hosts)
+    if between:
+        counts.append(f"{between} tripped since the last audit")
+    containers = [n.status for h in report.hosts for n in h.namespaces or () if n.status in TRIPPED]
+    if containers:  # a container that trips on a host whose own row is OK
+        counts.append(f"{len(containers)} container{'s' if len(containers) != 1 else ''} tripped")
     n = len(report.hosts)
     totals = fleet_totals(report)
     total_text = ", ".join(f"{totals[m]:.1f} {words}" for m, words in TOTAL_RATES)

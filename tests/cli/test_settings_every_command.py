@@ -33,10 +33,19 @@ rules = "netdata-history"
 history_audits = 5
 lock_wait = "1m"
 textfile = "out.prom"
+dask = "tcp://scheduler.example:8786"
+inventory_cache = "10m"
+keep = "14d"
+keep_hourly = "60d"
+keep_daily = "365d"
 [warn]
 resets_sent = 20
 [crit]
 resets_sent = 90
+[interval_warn]
+resets_sent = 5
+[interval_crit]
+resets_sent = 30
 """
 
 
@@ -56,8 +65,15 @@ def _expected(base: Path) -> dict[str, object]:
         "history_audits": 5,
         "lock_wait": 60.0,
         "textfile": str(base / "out.prom"),
+        "dask": "tcp://scheduler.example:8786",
+        "inventory_cache": 600.0,
         "warn": ["resets_sent=20"],
         "crit": ["resets_sent=90"],
+        "keep": 14 * 86400.0,
+        "keep_hourly": 60 * 86400.0,
+        "keep_daily": 365 * 86400.0,
+        "interval_warn": ["resets_sent=5"],
+        "interval_crit": ["resets_sent=30"],
     }
 
 
@@ -82,7 +98,8 @@ def test_every_setting_is_the_default_of_its_flag_in_every_command_that_has_it(t
     # The settings each command takes: the selection and connection ones wherever hosts are reached.
     reach = {"inventory", "forks", "window", "timeout", "user", "private_key", "host_key_checking"}
     assert reach | {"connection", "warn", "crit"} <= seen["investigate"]
-    assert reach | {"connection", "warn", "crit", "history", "db", "rules", "lock_wait"} <= seen["sweep"]
+    audits = {"history", "db", "rules", "lock_wait", "keep", "keep_hourly", "keep_daily"}
+    assert reach | {"connection", "warn", "crit", "interval_warn", "interval_crit"} | audits <= seen["sweep"]
     assert {"inventory"} <= seen["inventory"]
     assert {"db"} <= seen["history"] and {"db"} <= seen["report"]
 

@@ -1,4 +1,6 @@
-"""The HTML report, opened in a real headless browser (Debian's chromium): the charts are drawn.
+"""The HTML report, opened in a real headless browser (Debian's chromium): the charts are drawn, and
+they draw what was measured: intervals between audits as bars over their spans, windows as dots, no
+line between two samples.
 
 Outside CI a machine without chromium skips this test; with CI=true it must run (tests/run installs
 chromium).
@@ -6,6 +8,7 @@ chromium).
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -17,7 +20,8 @@ import pytest
 
 from fleetrst.history.store import HistoryStore
 from fleetrst.testing.support import ci
-from tests.helpers import host, report, run_cli
+from tests.helpers import run_cli
+from tests.history.simulate import SimHost, audit
 
 
 def chromium() -> str:
@@ -66,7 +70,7 @@ class Figures(HTMLParser):
             self.body = a
         if tag == "figure" and "chart" in (a.get("class") or ""):
             self.figures.append(a)
-        if self.figures and tag in ("svg", "path", "image", "g"):
+        if self.figures and tag in ("svg", "path", "polyline", "rect", "circle", "image", "g"):
             key = f"{self.figures[-1].get('id')}:{tag}"
             self.inside[key] = self.inside.get(key, 0) + 1
             if a.get("id"):
@@ -74,26 +78,38 @@ class Figures(HTMLParser):
 
 
 def make_history(db: Path) -> None:
-    """Twelve hourly audits of eight hosts: h002 always resets a lot, h005 starts in the tenth audit,
-    h007 was critical and recovered in the last one."""
-    start = datetime.now(UTC) - timedelta(hours=12)
+    """Twelve hourly audits of eight hosts, recorded as the audit command records them (each host's
+    counters, its counts since its previous audit): h002 always resets a lot, in its windows and
+    between them; h005 starts in the tenth audit; h007 was critical and recovered in the last one;
+    h008 was unreachable once; h003 was quiet at every audit, yet stormed between the eighth and the
+    ninth, and rebooted between the third and the fourth (nothing counted there)."""
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=12)
+    hosts = [SimHost(f"h{n:03d}") for n in range(1, 9)]
+    by_name = {h.name: h for h in hosts}
     with HistoryStore.open(db) as store:
         for i in range(12):
-            hosts = []
-            for n in range(1, 9):
-                name = f"h{n:03d}"
-                if name == "h002":
-                    hosts.append(host(name, "warning", sent=80.0 + 5 * i))
-                elif name == "h005" and i >= 9:
-                    hosts.append(host(name, "critical", sent=400.0 + 20 * i))
-                elif name == "h007" and 6 <= i < 11:
-                    hosts.append(host(name, "critical", sent=300.0))
-                elif name == "h008" and i == 4:
-                    hosts.append(host(name, "unreachable"))
-                else:
-                    hosts.append(host(name, sent=float(n % 3)))
-            when = (start + timedelta(hours=i)).isoformat(timespec="seconds")
-            store.record(report(hosts, started_at=when), 2)
+            if i:
+                for h in hosts:
+                    sent = {"h002": 90 * 3590, "h003": 60 * 1800 if i == 8 else 0}.get(h.name, 0)
+                    h.happen(3590, received=sent, sent=sent)
+            if i == 3:
+                h3 = by_name["h003"]
+                h3.boot, h3.uptime = "7d1c0f4e-0000-4000-8000-00000000000a", 40.0
+                h3.tcp = {
+                    k: (v if k in ("RtoAlgorithm", "RtoMin", "MaxConn") else 10) for k, v in h3.tcp.items()
+                }
+            storm = {"h002": (800 + 50 * i, 800 + 50 * i)}
+            if i >= 9:
+                storm["h005"] = (4000 + 200 * i, 4000 + 200 * i)
+            if 6 <= i < 11:
+                storm["h007"] = (3000, 3000)
+            audit(
+                store,
+                hosts,
+                start + timedelta(hours=i),
+                storm=storm,
+                unreachable=("h008",) if i == 4 else (),
+            )
 
 
 def test_the_html_report_is_self_contained_and_its_charts_draw_in_a_browser(
@@ -113,17 +129,28 @@ def test_the_html_report_is_self_contained_and_its_charts_draw_in_a_browser(
     figures.feed(dom.stdout)
     assert figures.body.get("data-charts-drawn") == str(len(figures.figures)), "every chart was laid out"
     ids = [f.get("id") for f in figures.figures]
-    assert ids == ["offender-0", "offender-1", "offender-2", "heatmap"], ids
-    hosts = [f.get("data-host") for f in figures.figures[:3]]
-    assert hosts == ["h002", "h007", "h005"], "most audits tripped first"
+    assert ids == ["offender-0", "offender-1", "offender-2", "offender-3", "heatmap"], ids
+    hosts = [f.get("data-host") for f in figures.figures[:4]]
+    assert hosts == ["h002", "h007", "h005", "h003"], "most audits tripped (window or between) first"
     for fig in figures.figures:
         width, height = (int(v) for v in str(fig.get("data-drawn")).split("x"))
         assert width > 300 and height > 100, fig
         assert int(str(fig.get("data-marks"))) > 10, fig
-    assert figures.inside["offender-0:#offender-0-resets_sent"] == 1, "h002's resets_sent line"
-    assert figures.inside["offender-0:#offender-0-tripped"] == 1
-    assert figures.inside["heatmap:#fleet-heatmap"] == 1, "the heat map's cells (an <image> in the SVG)"
+    assert figures.inside["offender-0:#offender-0-resets_sent"] == 1, (
+        "h002's intervals: bars over their spans"
+    )
+    assert figures.inside["offender-0:#offender-0-resets_sent-windows"] == 1, "h002's windows: dots on top"
+    assert figures.inside["offender-3:#offender-3-resets_sent"] == 1, "h003: its storm between audits"
+    assert figures.inside["offender-3:#offender-3-gaps"] == 1, "h003: the reboot, nothing counted, said"
+    assert figures.inside["heatmap:#fleet-heatmap"] == 1
+    assert not any(key.endswith((":path", ":polyline")) for key in figures.inside), (
+        "no line joins two samples: nothing was measured in between"
+    )
+    assert 'id="quiet-between"' in dom.stdout and "h003" in dom.stdout.split('id="quiet-between"')[1][:400]
 
     shot = tmp_path / "report.png"
-    result = browser(tmp_path, "--window-size=1200,2400", f"--screenshot={shot}", page.as_uri())
+    result = browser(tmp_path, "--window-size=1200,3000", f"--screenshot={shot}", page.as_uri())
     assert result.returncode == 0 and shot.stat().st_size > 20_000, result.stderr[-2000:]
+    keep = os.environ.get("FLEETRST_KEEP_SCREENSHOT")
+    if keep:  # to look at it: FLEETRST_KEEP_SCREENSHOT=/tmp/report.png pytest tests/render/test_html.py
+        shutil.copy(shot, keep)
