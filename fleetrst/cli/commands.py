@@ -19,6 +19,7 @@ class Command:
 
 COMMANDS: tuple[Command, ...] = (
     Command("sweep", "sweep", "read every selected host's TCP counters twice and print one fleet table"),
+    Command("watch", "watch", "watch the selected hosts continuously: Netdata's reset alarms, live"),
     Command(
         "inventory", "inventory", "show an inventory as Ansible sees it (same output as ansible-inventory)"
     ),

@@ -1,13 +1,16 @@
 """The one seam between fleetrst and the network.
 
-A transport opens a session to a target; a session runs a command with a deadline and an output cap,
-and closes. That is all the probe and the investigation need, so they are written once, above this
-seam, for every transport (asyncssh, paramiko, local). Failures come out as a small vocabulary of
+A transport opens a session to a target; a session runs a command with a deadline and an output cap
+(or streams a long-running command's output line by line, for ``fleetrst watch``), and closes. That
+is all the probe, the watch and the investigation need, so they are written once, above this seam,
+for every transport (asyncssh, paramiko, local). Failures come out as a small vocabulary of
 exceptions, each mapping onto a host status and an error kind that users can grep for.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -15,6 +18,8 @@ from ..model import ErrorKind, Target
 from ..units import human_bytes, seconds
 
 DEFAULT_MAX_OUTPUT = 1 << 20  # 1 MiB: a probe prints about 10 KiB
+DEFAULT_MAX_LINE = 64 * 1024  # a streamed line: the longest the kernel prints is ~4 KiB (TcpExt's names)
+DEFAULT_STREAM_BUFFER = 256 * 1024  # a stream's output received and not yet read (the SSH window)
 
 
 @dataclass(frozen=True)
@@ -164,6 +169,11 @@ class OutputTooLarge(TransportError):
     def over(cls, limit: int) -> OutputTooLarge:
         return cls(f"output over {human_bytes(limit)}")
 
+    @classmethod
+    def line_over(cls, limit: int) -> OutputTooLarge:
+        """A streamed line longer than the stream's ``max_line``."""
+        return cls(f"a line of output over {human_bytes(limit)}")
+
 
 class SettingsError(TransportError):
     """A connection setting that cannot be used (a key file that cannot be read, ...)."""
@@ -174,6 +184,31 @@ class SettingsError(TransportError):
 class Session(Protocol):
     async def run(self, command: str, *, timeout: float, max_output: int = DEFAULT_MAX_OUTPUT) -> ExecResult:
         """Run ``command`` through the remote POSIX shell; raise CommandTimeout/OutputTooLarge."""
+        ...
+
+    def stream(
+        self,
+        command: str,
+        *,
+        max_line: int = DEFAULT_MAX_LINE,
+        max_buffer: int = DEFAULT_STREAM_BUFFER,
+        keepalive_s: float | None = None,
+    ) -> AbstractAsyncContextManager[AsyncIterator[str]]:
+        """Start ``command`` (through the remote POSIX shell) and read its standard output as it comes.
+
+        ``async with session.stream(cmd) as lines: async for line in lines: ...`` gives each line as
+        soon as it is complete, decoded (invalid UTF-8 replaced), without its newline; the iteration
+        ends when the command ends (a last line without a newline comes out too). Standard error is
+        read and dropped. Memory is bounded: a line over ``max_line`` bytes raises
+        :class:`OutputTooLarge`, and at most ``max_buffer`` bytes are received ahead of the reader (the
+        host is then made to wait: SSH flow control, or a full pipe). A connection that drops raises
+        :class:`ConnectionLost`. ``keepalive_s``: from now on, send the server a keepalive after that
+        long without traffic (asyncssh drops the connection after three unanswered; paramiko only
+        sends them; the local transport has no connection to keep).
+
+        Leaving the ``async with`` while the command runs ends it: it is sent SIGTERM where the
+        transport can signal (asyncssh; paramiko; local: its process group), and its channel is closed.
+        """
         ...
 
     async def close(self) -> None: ...

@@ -91,3 +91,34 @@ async def read_capped(stream: ByteStream, limit: int, *, fail: bool) -> bytes:
         if chunk:
             chunks.append(chunk)
     return b"".join(chunks)
+
+
+class LineSplitter:
+    """Bytes in as they arrive, complete lines out (decoded, without the newline): what every
+    transport's ``stream`` yields. A line longer than ``max_line`` bytes raises OutputTooLarge, so an
+    endless line cannot grow memory; ``rest()`` gives a last line that had no newline."""
+
+    def __init__(self, max_line: int) -> None:
+        self.max_line = max_line
+        self._tail = b""
+
+    def feed(self, data: bytes) -> list[str]:
+        if self._tail:
+            data = self._tail + data
+        end = data.rfind(b"\n")
+        if end < 0:
+            self._tail = data
+            if len(data) > self.max_line:
+                raise OutputTooLarge.line_over(self.max_line)
+            return []
+        self._tail = data[end + 1 :]
+        lines = decode_output(data[:end]).split("\n")
+        if len(self._tail) > self.max_line or (
+            end > self.max_line and max(map(len, data[:end].split(b"\n"))) > self.max_line
+        ):
+            raise OutputTooLarge.line_over(self.max_line)
+        return lines
+
+    def rest(self) -> list[str]:
+        tail, self._tail = self._tail, b""
+        return [decode_output(tail)] if tail else []

@@ -6,10 +6,18 @@ import asyncio
 import contextlib
 import os
 import signal
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from ..model import Target
-from .base import DEFAULT_MAX_OUTPUT, CommandTimeout, ExecResult, TransportError
-from .common import STDERR_KEEP, decode_output, read_capped
+from .base import (
+    DEFAULT_MAX_LINE,
+    DEFAULT_MAX_OUTPUT,
+    DEFAULT_STREAM_BUFFER,
+    CommandTimeout,
+    ExecResult,
+    TransportError,
+)
+from .common import READ_CHUNK, STDERR_KEEP, LineSplitter, decode_output, read_capped
 
 
 class LocalSession:
@@ -43,8 +51,57 @@ class LocalSession:
                 await process.wait()
         return ExecResult(decode_output(stdout), decode_output(stderr), process.returncode)
 
+    @contextlib.asynccontextmanager
+    async def stream(
+        self,
+        command: str,
+        *,
+        max_line: int = DEFAULT_MAX_LINE,
+        max_buffer: int = DEFAULT_STREAM_BUFFER,
+        keepalive_s: float | None = None,  # no connection to keep alive
+    ) -> AsyncIterator[AsyncIterator[str]]:
+        try:
+            process = await asyncio.create_subprocess_exec(
+                "/bin/sh",
+                "-c",
+                command,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,
+                start_new_session=True,  # so that ending the stream ends the whole command, sleep included
+                limit=max_buffer,
+            )
+        except OSError as exc:
+            raise TransportError(f"cannot run /bin/sh: {exc.strerror}") from exc
+        lines = _local_lines(process, max_line)
+        try:
+            yield lines
+        finally:
+            await lines.aclose()
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    async with asyncio.timeout(2):
+                        await process.wait()
+                except TimeoutError:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(process.pid, signal.SIGKILL)
+                    await process.wait()
+
     async def close(self) -> None:
         return None
+
+
+async def _local_lines(process: asyncio.subprocess.Process, max_line: int) -> AsyncGenerator[str, None]:
+    assert process.stdout is not None
+    splitter = LineSplitter(max_line)
+    while chunk := await process.stdout.read(READ_CHUNK):
+        for line in splitter.feed(chunk):
+            yield line
+    for line in splitter.rest():
+        yield line
+    await process.wait()
 
 
 class LocalTransport:

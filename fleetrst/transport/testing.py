@@ -36,11 +36,22 @@ The contract of the seam is kept here, not left to the handler:
 A plain (non-async) handler runs on the event loop and cannot be timed out while it runs: to make a
 host slow, write an ``async`` handler that sleeps or waits on an event.
 
+``streamer(target, command)``, if given, answers each ``Session.stream``: it returns what the command
+prints, piece by piece (any pieces: lines, whole frames, parts of lines), as an iterable or an async
+iterable (an ``async def`` generator may sleep between pieces, and raise ``ConnectionLost`` to drop the
+connection). The transport cuts the pieces into lines as a real one does (``max_line`` enforced). When
+the caller leaves the stream while the command still runs, the streamer's generator is closed, as a
+real transport signals the remote command. Without a streamer, a stream runs the command once through
+``handler`` and yields its lines.
+
 What happened is recorded, for assertions (updated on the event loop): ``opens`` (open calls per
 host name, retries included), ``opening``/``peak_opening`` (opens in progress now / at most: the
 handshakes in flight), ``peak_opening_by_address``, ``open_sessions``/``peak_open_sessions``,
 ``running``/``peak_running`` (commands in flight), ``commands`` ((host name, command) in the order
-they started), ``closed`` (``aclose`` was called; it does not stop later use).
+they started), ``closed`` (``aclose`` was called; it does not stop later use); for streams,
+``streams`` ((host name, command) as they started), ``streaming``/``peak_streaming``,
+``streams_stopped`` (per host name: streams left while their command ran) and ``keepalives`` (the
+last ``keepalive_s`` asked for, per host name).
 
 One instance serves every connection kind: ``get(kind)`` returns itself, so it can be handed to
 ``run_sweep(..., transports=...)`` or ``Sweep(options, transports)`` in place of a ``TransportSet``.
@@ -49,25 +60,30 @@ One instance serves every connection kind: ``get(kind)`` returns itself, so it c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 
 from ..model import Target
 from .base import (
+    DEFAULT_MAX_LINE,
     DEFAULT_MAX_OUTPUT,
+    DEFAULT_STREAM_BUFFER,
     CommandTimeout,
     ExecResult,
     OutputTooLarge,
     TransportError,
     Unreachable,
 )
-from .common import STDERR_KEEP, decode_output
+from .common import STDERR_KEEP, LineSplitter, decode_output
 
 Handler = Callable[[Target, str], ExecResult | Awaitable[ExecResult]]
 ConnectHook = Callable[[Target], Awaitable[None] | None]
+# What a streamed command prints, piece by piece (whole lines, frames, or parts of lines).
+Streamer = Callable[[Target, str], AsyncIterable[str] | Iterable[str]]
 
-__all__ = ["ConnectHook", "FunctionSession", "FunctionTransport", "Handler"]
+__all__ = ["ConnectHook", "FunctionSession", "FunctionTransport", "Handler", "Streamer"]
 
 
 class FunctionSession:
@@ -104,6 +120,60 @@ class FunctionSession:
             result = ExecResult(result.stdout, decode_output(stderr[:STDERR_KEEP]), result.exit_status)
         return result
 
+    @contextlib.asynccontextmanager
+    async def stream(
+        self,
+        command: str,
+        *,
+        max_line: int = DEFAULT_MAX_LINE,
+        max_buffer: int = DEFAULT_STREAM_BUFFER,
+        keepalive_s: float | None = None,
+    ) -> AsyncIterator[AsyncIterator[str]]:
+        if self.closed:
+            raise TransportError("stream() on a session that was closed")
+        owner = self._owner
+        name = self.target.name
+        owner.streams.append((name, command))
+        if keepalive_s:
+            owner.keepalives[name] = keepalive_s
+        source = owner.streamer(self.target, command) if owner.streamer else self._run_once(command)
+        ended: list[bool] = []
+        lines = self._lines(source, max_line, ended)
+        owner.streaming += 1
+        owner.peak_streaming = max(owner.peak_streaming, owner.streaming)
+        try:
+            yield lines
+        finally:
+            owner.streaming -= 1
+            await lines.aclose()
+            if not ended:  # left while the command ran: a real transport signals it here
+                owner.streams_stopped[name] += 1
+                close = getattr(source, "aclose", None) or getattr(source, "close", None)
+                if close is not None:
+                    done = close()
+                    if inspect.isawaitable(done):
+                        await done
+
+    async def _run_once(self, command: str) -> AsyncGenerator[str, None]:
+        yield (await self.run(command, timeout=3600.0)).stdout
+
+    @staticmethod
+    async def _lines(
+        source: AsyncIterable[str] | Iterable[str], max_line: int, ended: list[bool]
+    ) -> AsyncGenerator[str, None]:
+        splitter = LineSplitter(max_line)
+        if isinstance(source, AsyncIterable):
+            async for piece in source:
+                for line in splitter.feed(piece.encode("utf-8", "surrogateescape")):
+                    yield line
+        else:
+            for piece in source:
+                for line in splitter.feed(piece.encode("utf-8", "surrogateescape")):
+                    yield line
+        for line in splitter.rest():
+            yield line
+        ended.append(True)
+
     async def close(self) -> None:
         if not self.closed:
             self.closed = True
@@ -121,8 +191,15 @@ class FunctionTransport:
         *,
         connect: ConnectHook | None = None,
         connect_delay: float | Callable[[Target], float] = 0.0,
+        streamer: Streamer | None = None,
     ) -> None:
         self.handler = handler
+        self.streamer = streamer
+        self.streams: list[tuple[str, str]] = []
+        self.streaming = 0
+        self.peak_streaming = 0
+        self.streams_stopped: Counter[str] = Counter()
+        self.keepalives: dict[str, float] = {}
         self.connect = connect
         self.connect_delay = connect_delay
         self.opens: Counter[str] = Counter()
