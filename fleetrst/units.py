@@ -53,3 +53,9 @@ def human_bytes(n: int) -> str:
     if n >= 1 << 10 and n % (1 << 10) == 0:
         return f"{n >> 10} KiB"
     return f"{n} bytes"
+
+
+def ascii_digits(text: str) -> bool:
+    """Only the digits 0-9, at least one: what ``int()`` of a tool's number needs. ``str.isdigit``
+    also accepts ``²`` and other digits ``int()`` refuses, which would crash a parser."""
+    return text.isascii() and text.isdigit()

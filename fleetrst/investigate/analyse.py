@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ..units import ascii_digits
 from .classify import Cause, Facts, ListenerFact, RstSeen, classify
 from .errors import InvestigateParseError
 from .lsof import LsofRow, parse_lsof
@@ -345,7 +346,7 @@ def _context(text: str) -> Context:
                         ("tw", "time_wait"),
                         ("mem", "tcp_mem_used_pages"),
                     ):
-                        if name in pairs and pairs[name].isdigit():
+                        if name in pairs and ascii_digits(pairs[name]):
                             context[field_name] = int(pairs[name])
             elif key == "/proc/sys/net/ipv4/tcp_mem":
                 context["tcp_mem_pages"] = tuple(int(v) for v in value.split()[:3])

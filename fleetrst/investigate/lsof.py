@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..units import ascii_digits
 from .errors import InvestigateParseError
 from .ss import Endpoint, parse_endpoint
 
@@ -56,7 +57,7 @@ def parse_lsof(text: str) -> list[LsofRow]:
             continue
         if line.startswith("lsof: "):  # its warnings, when stderr is merged
             continue
-        if len(fields) < 5 or not fields[1].isdigit() or len(fields[1]) > 10:
+        if len(fields) < 5 or not ascii_digits(fields[1]) or len(fields[1]) > 10:
             raise InvestigateParseError("lsof", "expected COMMAND PID USER ... NODE NAME", line_no, line)
         node = next((i for i in range(3, len(fields)) if fields[i] in _PROTOCOLS), None)
         if node is None or node + 1 >= len(fields):

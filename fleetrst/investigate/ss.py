@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..units import ascii_digits
 from .errors import InvestigateParseError
 
 #: every state ss prints for TCP sockets, as it spells them
@@ -75,7 +76,7 @@ def parse_endpoint(text: str, tool: str = "ss") -> Endpoint:
         raise InvestigateParseError(tool, f"empty address in {text[:60]!r}")
     if port_text == "*":
         return Endpoint(address, None)
-    if not port_text.isdigit() or len(port_text) > 5 or int(port_text) > 65535:
+    if not ascii_digits(port_text) or len(port_text) > 5 or int(port_text) > 65535:
         raise InvestigateParseError(tool, f"bad port in {text[:60]!r}")
     return Endpoint(address, int(port_text))
 
@@ -105,7 +106,7 @@ def parse_ss(text: str) -> list[SocketRow]:
         if len(fields) < 5:
             raise InvestigateParseError("ss", "fewer than 5 columns", line_no, line)
         state, recv_q, send_q, local, peer = fields[:5]
-        if not (recv_q.isdigit() and send_q.isdigit()) or len(recv_q) > 12 or len(send_q) > 12:
+        if not (ascii_digits(recv_q) and ascii_digits(send_q)) or len(recv_q) > 12 or len(send_q) > 12:
             raise InvestigateParseError("ss", "Recv-Q and Send-Q must be numbers", line_no, line)
         try:
             local_ep, peer_ep = parse_endpoint(local), parse_endpoint(peer)

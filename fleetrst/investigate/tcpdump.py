@@ -19,6 +19,7 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
+from ..units import ascii_digits
 from .errors import InvestigateParseError
 from .ss import Endpoint
 
@@ -59,7 +60,7 @@ class Capture:
 
 def _split_address(text: str, line_no: int, line: str) -> Endpoint:
     address, sep, port = text.rpartition(".")
-    if not sep or not address or not port.isdigit() or int(port) > 65535:
+    if not sep or not address or not ascii_digits(port) or int(port) > 65535:
         raise InvestigateParseError("tcpdump", f"not an address.port: {text!r}", line_no, line)
     return Endpoint(address, int(port))
 
