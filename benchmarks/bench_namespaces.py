@@ -22,10 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fleetrst.measure.namespaces import namespace_judge  # noqa: E402
-from fleetrst.measure.probe import parse_probe_output, probe_command  # noqa: E402
-from fleetrst.testing import _system as system  # noqa: E402
-from fleetrst.testing.containers import Machine  # noqa: E402
+from fleetrst.measure.namespaces import namespace_judge
+from fleetrst.measure.probe import parse_probe_output, probe_command
+from fleetrst.testing import _system as system
+from fleetrst.testing.containers import Machine
 
 
 def main() -> int:
