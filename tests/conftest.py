@@ -5,6 +5,12 @@
   failure, never a skip: in CI the fleet tests must run.
 - ``make_fleet(n_hosts=3, groups=None, **kwargs)`` (module-scoped) brings a fleet up; every fleet it
   made is torn down when the module ends.
+- Hypothesis profiles: ``dev`` (the default: random inputs, a new draw every run), ``ci`` (chosen by
+  ``CI=true``: derandomized, so CI replays the same fixed examples every run and a red build is never
+  luck) and ``long`` (``benchmarks/fuzz_long.py``: many times more examples, random, for exploring new
+  inputs; failures it finds are kept in ``.hypothesis/`` and replayed first). ``FLEETRST_HYPOTHESIS_PROFILE``
+  picks one by name. Tests that set their own count use ``tests.helpers.examples(n)``, which scales
+  ``n`` with the profile. Under ``long`` only the property tests are collected.
 """
 
 from __future__ import annotations
@@ -15,9 +21,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from fleetrst.testing import TestFleet, cleanup_stale, fleet_support_problems
 from fleetrst.testing.support import ci
+
+LONG_EXAMPLES = int(os.environ.get("FLEETRST_FUZZ_EXAMPLES", "10000"))
+settings.register_profile("dev")
+settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True)
+settings.register_profile(
+    "long",
+    max_examples=LONG_EXAMPLES,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+PROFILE = os.environ.get("FLEETRST_HYPOTHESIS_PROFILE") or ("ci" if ci() else "dev")
+settings.load_profile(PROFILE)
 
 MakeFleet = Callable[..., TestFleet]
 
@@ -42,6 +62,15 @@ def check_fleet_support() -> None:
     if ci():
         pytest.fail(f"{problem} (CI=true: the fleet tests must run, not skip)", pytrace=False)
     pytest.skip(problem)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if PROFILE != "long":
+        return
+    # A long fuzz run is for the property tests only: the rest would only repeat what CI runs.
+    keep = [item for item in items if getattr(getattr(item, "obj", None), "is_hypothesis_test", False)]
+    config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+    items[:] = keep
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

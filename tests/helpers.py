@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from hypothesis import settings
+
 from fleetrst.model import HEADLINE_RATES, FleetReport, HostResult, Rates, Status, Trip
 
 RATE_NAMES = HEADLINE_RATES
@@ -75,3 +77,11 @@ def run_cli(
         cwd=cwd,
         check=False,
     )
+
+
+def examples(n: int) -> settings:
+    """Hypothesis settings for a test that wants ``n`` examples in an ordinary run: scaled by the
+    active profile (``long`` runs many times more; see tests/conftest.py), no deadline (a loaded CI
+    machine must not turn a slow example into a failure)."""
+    scale = max(1.0, settings.default.max_examples / 100)  # 100: Hypothesis's own default
+    return settings(max_examples=int(n * scale), deadline=None)
