@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -73,10 +75,19 @@ def test_accept_new_records_keys_atomically_and_privately_and_still_refuses_chan
         hosts,
         ansible_ssh_common_args=f"-o UserKnownHostsFile={learnt} -o StrictHostKeyChecking=accept-new",
     )
+    # A key the operator already had: kept, and the file holding it is replaced (temp file + rename,
+    # a new inode), never rewritten in place (tests/test_security.py races a reader against it).
+    learnt.parent.mkdir(mode=0o700)
+    known = f"192.0.2.250 {' '.join(fleet.host('h001').host_public_key.split()[:2])}"
+    learnt.write_text(known + "\n")
+    learnt.chmod(0o600)
+    inode = learnt.stat().st_ino
     first = json.loads(_fleetrst("sweep", "-i", str(inv), "--window", "1", "-o", "json").stdout)
     assert first["summary"]["ok"] == 3
     assert stat.S_IMODE(learnt.stat().st_mode) == 0o600
-    lines = learnt.read_text().splitlines()
+    assert learnt.stat().st_ino != inode, "replaced by a rename, not rewritten in place"
+    known_line, *lines = learnt.read_text().splitlines()
+    assert known_line == known, "the keys already there are kept, first"
     assert sorted(line.split()[0] for line in lines) == sorted(h.address for h in fleet.hosts)
     for h in fleet.hosts:
         assert f"{h.address} {' '.join(h.host_public_key.split()[:2])}" in lines
@@ -94,7 +105,7 @@ def test_accept_new_records_keys_atomically_and_privately_and_still_refuses_chan
         assert by_host["h002"]["error_kind"] == "host_key"
         again = json.loads(_fleetrst("sweep", "-i", str(inv), "--window", "1", "-o", "json").stdout)
         assert {h["host"]: h["error_kind"] for h in again["hosts"]}["h002"] == "host_key"
-        assert len(learnt.read_text().splitlines()) == 3, "a changed key is not appended"
+        assert len(learnt.read_text().splitlines()) == 1 + 3, "a changed key is not appended"
     finally:
         # put the fleet's known_hosts back in step for other tests
         fleet_kh = fleet.known_hosts_path.read_text().splitlines()
@@ -104,15 +115,63 @@ def test_accept_new_records_keys_atomically_and_privately_and_still_refuses_chan
         fleet.known_hosts_path.write_text("\n".join(fixed) + "\n")
 
 
+class RemoteProcesses:
+    """Every command line run in a host's network namespace while the block runs (polled as root),
+    and the file a remote command would touch: a canary in a directory the login user can write."""
+
+    def __init__(self, fleet: TestFleet, host: str) -> None:
+        inode = fleet.host(host).netns_inode
+        assert inode is not None
+        self.netns = f"net:[{inode}]"
+        self.canary_dir = Path(tempfile.mkdtemp(prefix="fleetrst-canary-", dir="/tmp"))
+        self.canary_dir.chmod(0o1777)  # world-writable like /tmp: the remote shell's user can write here
+        self.canary = self.canary_dir / "pwned"
+        self.cmdlines: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch)
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            for pid in os.listdir("/proc"):
+                if pid.isdigit():
+                    with contextlib.suppress(OSError):  # processes come and go
+                        if os.readlink(f"/proc/{pid}/ns/net") == self.netns:
+                            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+                            self.cmdlines.add(raw.replace(b"\0", b" ").decode(errors="replace"))
+            time.sleep(0.01)
+
+    def __enter__(self) -> RemoteProcesses:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        shutil.rmtree(self.canary_dir, ignore_errors=True)
+
+
 def test_names_from_an_inventory_never_reach_a_shell(fleet: TestFleet, tmp_path: Path) -> None:
-    marker = tmp_path / "pwned"
-    evil = f"web$(touch {marker});`touch {marker}`|touch {marker}"
-    inv = _inventory(fleet, tmp_path / "inv.yml", {evil: {"ansible_host": fleet.host("h001").address}})
-    for conn in ("ssh", "paramiko"):
-        proc = _fleetrst("sweep", "-i", str(inv), "--window", "1", "-o", "json", "-c", conn, "all")
-        doc = json.loads(proc.stdout)
-        assert doc["hosts"][0]["host"] == evil and doc["hosts"][0]["status"] == "ok", proc.stderr
-    assert not marker.exists()
+    with RemoteProcesses(fleet, "h001") as remote:
+        marker = remote.canary
+        # The canary works: the login user's shell, run as a sweep's would be, can create the marker.
+        control = remote.canary_dir / "control"
+        subprocess.run(fleet.ssh_argv("h001", f"touch {control}"), check=True, timeout=30)
+        assert control.exists() and control.stat().st_uid != 0
+        evil = f"web$(touch {marker});`touch {marker}`|touch {marker}"
+        inv = _inventory(
+            fleet,
+            tmp_path / "inv.yml",
+            {evil: {"ansible_host": fleet.host("h001").address, "fleetrst_note": f"$(touch {marker})"}},
+        )
+        for conn in ("ssh", "paramiko"):
+            proc = _fleetrst("sweep", "-i", str(inv), "--window", "1", "-o", "json", "-c", conn, "all")
+            doc = json.loads(proc.stdout)
+            assert doc["hosts"][0]["host"] == evil and doc["hosts"][0]["status"] == "ok", proc.stderr
+        assert not marker.exists(), "an inventory name ran as a command on the host"
+    probes = [c for c in remote.cmdlines if "@@fleetrst-probe" in c]
+    assert probes, f"the watcher never saw the probe run, so it would miss an injection: {remote.cmdlines}"
+    assert not [c for c in remote.cmdlines if "touch" in c and str(control) not in c], remote.cmdlines
+    assert not [c for c in remote.cmdlines if "web$(" in c], remote.cmdlines
 
 
 def test_secrets_never_reach_output_or_process_arguments(fleet: TestFleet, tmp_path: Path) -> None:
@@ -163,16 +222,20 @@ def test_secrets_never_reach_output_or_process_arguments(fleet: TestFleet, tmp_p
 
 
 def test_templates_render_in_a_sandbox(fleet: TestFleet, tmp_path: Path) -> None:
+    # Unsandboxed, this template renders h001's real address (a str's class is named "str") and the
+    # host would be measured "ok"; the sandbox refuses the attribute, in its own words.
+    address = fleet.host("h001").address
+    payload = f"{{{{ '{address}' if inventory_hostname.__class__.__name__ == 'str' else 'x' }}}}"
     inv = _inventory(
         fleet,
         tmp_path / "inv.yml",
-        {
-            "h001": {"ansible_host": "{{ inventory_hostname.__class__.__mro__[1].__subclasses__() }}"},
-            "h002": {"ansible_host": fleet.host("h002").address},
-        },
+        {"h001": {"ansible_host": payload}, "h002": {"ansible_host": fleet.host("h002").address}},
     )
     doc = json.loads(_fleetrst("sweep", "-i", str(inv), "--window", "1", "-o", "json").stdout)
     by_host = {h["host"]: h for h in doc["hosts"]}
-    assert by_host["h001"]["status"] == "error" and by_host["h001"]["error_kind"] == "config"
-    assert "h001" in by_host["h001"]["error"] and "ansible_host" in by_host["h001"]["error"]
+    assert (by_host["h001"]["status"], by_host["h001"]["error_kind"]) == ("error", "config"), by_host["h001"]
+    error = by_host["h001"]["error"]
+    assert error.startswith("host h001: ansible_host: template ") and error.endswith(
+        "access to attribute '__class__' of 'str' object is unsafe."
+    ), error
     assert by_host["h002"]["status"] == "ok", "one bad host costs no other its result"

@@ -1,21 +1,29 @@
-"""Fuzzing the loaders and the pattern parser: whatever comes in, only our own one-line errors come out."""
+"""Fuzzing the loaders and the pattern parser: whatever comes in, only our own one-line errors come out;
+and where fleetrst and Ansible (ansible-core, in-process) both accept a generated YAML inventory, they
+read the same hosts, groups and variables."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from fleetrst.inventory import ConnectionDefaults, InventoryError, PatternError, load_inventory
+from tests.helpers import examples
 
 from .conftest import corpus
 
 _DIR = Path(tempfile.mkdtemp(prefix="fleetrst-fuzz-"))
-_FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+_FAST = settings(examples(200), suppress_health_check=[HealthCheck.too_slow])
 
 _INI_LINES = st.one_of(
     st.sampled_from(
@@ -122,3 +130,107 @@ def test_pattern_parser_only_raises_pattern_errors(pattern: str, limit: str | No
         assert str(exc) and "\n" not in str(exc)
     else:
         assert len(names) == len(set(names))
+
+
+# --- fleetrst and Ansible read the same thing ---------------------------------------------------------
+
+
+def ansible_reads(path: Path) -> tuple[bool, dict[str, Any], dict[str, set[str]]]:
+    """What ansible-core's YAML inventory plugin makes of one file, in-process (about 15 ms): whether
+    it accepted the file, every host's variables as ``ansible-inventory --list`` prints them, and every
+    group's hosts (its own and its children's, as the ``groups`` magic variable has them).
+
+    Only the YAML plugin: on a file it refuses, Ansible would go on to try it as INI (documented
+    difference 3 in test_differences.py), which is not a reading of the YAML to compare with."""
+    from ansible import constants as C
+    from ansible._internal._json._profiles import _inventory_legacy
+    from ansible.errors import AnsibleError
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.plugins.loader import inventory_loader
+    from ansible.vars.manager import VariableManager
+
+    loader = DataLoader()
+    manager = InventoryManager(loader, sources=None)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # its warnings
+            inventory_loader.get("yaml").parse(manager._inventory, loader, str(path), cache=False)
+            manager._inventory.reconcile_inventory()
+    except (AnsibleError, ValueError, TypeError):  # Ansible's own crashes too: it did not accept the file
+        return False, {}, {}
+    variables = VariableManager(loader=loader, inventory=manager)
+    hostvars: dict[str, Any] = {}
+    for host in manager.get_hosts("all"):
+        found = variables.get_vars(host=host, include_hostvars=False, stage="all")
+        for name in C.INTERNAL_STATIC_VARS:
+            found.pop(name, None)
+        hostvars[host.name] = json.loads(json.dumps(found, cls=_inventory_legacy.Encoder))
+    groups = {name: {h.name for h in group.get_hosts()} for name, group in manager.groups.items()}
+    return True, hostvars, groups
+
+
+def _children_named(body: Any, name: str) -> bool:
+    """Whether a group called ``name`` is a child of some group anywhere in this inventory."""
+    if not isinstance(body, dict):
+        return False
+    children = body.get("children")
+    if isinstance(children, dict) and (
+        name in children or any(_children_named(c, name) for c in children.values())
+    ):
+        return True
+    return any(_children_named(v, name) for v in body.values() if isinstance(v, dict))
+
+
+@settings(examples(100), suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(_GROUPS, st.one_of(st.none(), _GROUP_BODY), max_size=4))
+def test_where_both_accept_a_yaml_inventory_fleetrst_and_ansible_read_the_same_hosts_and_vars(
+    data: dict[str, Any],
+) -> None:
+    assume(not _children_named(data, "ungrouped"))  # Ansible loses those hosts: see the xfail test below
+    text = yaml.safe_dump(data)
+    path = _DIR / f"both-{hashlib.sha256(text.encode()).hexdigest()[:16]}.yml"  # no cache can mix two
+    path.write_text(text)
+    try:
+        inv = load_inventory([str(path)])
+    except InventoryError:
+        event("fleetrst refuses")
+        return  # loudly, where Ansible may warn and go on: nothing to compare
+    hosts = inv.select("all")
+    assume(not set(hosts) & set(inv.groups))  # a host named like a group: see the xfail test below
+    ansible_parsed, ansible_hostvars, ansible_groups = ansible_reads(path)
+    if not ansible_parsed:
+        event("Ansible refuses")
+        return
+    event("both accept: compared")
+    listed = inv.list_json()
+    assert set(hosts) == set(ansible_hostvars), text
+    assert {h: listed["_meta"]["hostvars"].get(h, {}) for h in hosts} == ansible_hostvars, text
+    assert {name: set(inv.group_hosts(name)) for name in inv.groups} == ansible_groups, text
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="found by the property above, undecided: Ansible sets the variables of a host named like a "
+    "group on the *group* (InventoryData.set_variable looks groups up first), so they reach the "
+    "group's other hosts and lose to the host's own port; fleetrst keeps them on the host",
+)
+def test_a_host_named_like_its_group_has_the_variables_ansible_gives_it(tmp_path: Path) -> None:
+    path = tmp_path / "same-name.yml"
+    path.write_text("db:\n  hosts:\n    db:2222:\n      ansible_port: null\n    db2:\n")
+    parsed, ansible_hostvars, _ = ansible_reads(path)
+    assert parsed and ansible_hostvars == {"db": {"ansible_port": 2222}, "db2": {"ansible_port": None}}
+    assert load_inventory([str(path)]).list_json()["_meta"]["hostvars"] == ansible_hostvars
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="found by the property above, undecided: a host listed under an 'ungrouped' that is made a "
+    "child of another group vanishes from Ansible's inventory (reconcile_inventory drops it from "
+    "ungrouped and it is in no other group), silently; fleetrst keeps it under ungrouped",
+)
+def test_hosts_of_an_ungrouped_nested_in_a_group_are_read_as_ansible_reads_them(tmp_path: Path) -> None:
+    path = tmp_path / "nested-ungrouped.yml"
+    path.write_text("web:\n  children:\n    ungrouped:\n      hosts:\n        h1:\n")
+    parsed, ansible_hostvars, ansible_groups = ansible_reads(path)
+    assert parsed and ansible_hostvars == {} and ansible_groups["ungrouped"] == set()
+    assert load_inventory([str(path)]).select("all") == []

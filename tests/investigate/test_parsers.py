@@ -3,17 +3,19 @@ was made), on the older formats where they differ, and on garbage: a clear parse
 
 from __future__ import annotations
 
-import contextlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from fleetrst.investigate.errors import InvestigateParseError
-from fleetrst.investigate.lsof import parse_lsof
-from fleetrst.investigate.ss import Endpoint, Owner, parse_endpoint, parse_ss
-from fleetrst.investigate.tcpdump import parse_tcpdump, summarise_rsts
+from fleetrst.investigate.lsof import LSOF_STATES, LsofRow, parse_lsof
+from fleetrst.investigate.ss import Endpoint, Owner, SocketRow, parse_endpoint, parse_ss
+from fleetrst.investigate.tcpdump import Capture, parse_tcpdump, summarise_rsts
+from tests.helpers import examples
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -168,27 +170,118 @@ def test_tcpdump_garbage_is_a_parse_error() -> None:
         parse_tcpdump("listening on any\nthis is not a packet\n")
 
 
-@settings(max_examples=300, deadline=None)
+# --- properties: a clean error or rows that are all in the text ------------------------------------
+
+
+def endpoint_in(endpoint: Endpoint, line: str) -> bool:
+    return endpoint.address in line and (endpoint.port is None or str(endpoint.port) in line)
+
+
+def ss_row_in(row: SocketRow, line: str) -> bool:
+    fields = line.split()
+    return (
+        fields[0] == row.state
+        and [int(fields[1]), int(fields[2])] == [row.recv_q, row.send_q]
+        and endpoint_in(row.local, fields[3])
+        and endpoint_in(row.peer, fields[4])
+        and all(f"pid={o.pid}," in line and o.command in line.replace('\\"', '"') for o in row.owners)
+    )
+
+
+def lsof_row_in(row: LsofRow, line: str) -> bool:
+    spelled = {row.state} | {k for k, v in LSOF_STATES.items() if v == row.state}
+    return (
+        line.split()[0].replace("\\x20", " ") == row.command
+        and line.split()[1] == str(row.pid)
+        and row.user in line.split()
+        and row.protocol in line.split()
+        and endpoint_in(row.local, line)
+        and (row.peer is None or endpoint_in(row.peer, line))
+        and (row.state is None or any(f"({s})" in line for s in spelled))
+    )
+
+
+def tcpdump_in(capture: Capture, lines: Sequence[str]) -> bool:
+    packets = [line for line in lines if " Flags [" in line]
+    return (
+        len(packets) >= len(capture.segments)
+        and all(
+            endpoint_in(seg.src, line) and endpoint_in(seg.dst, line) and f"[{seg.flags}]" in line
+            for seg, line in zip(capture.segments, packets, strict=False)
+        )
+        and all(any(str(n) in line for line in lines) for n in capture.counts.values())
+    )
+
+
+def check_line_by_line(parse: Callable[[str], Any], text: str, row_in: Callable[[Any, str], bool]) -> None:
+    """``text`` gives a clean one-line error, or exactly the rows its lines give one at a time, each of
+    them written in its own line: the parser reads no state across lines and invents nothing."""
+    try:
+        rows = parse(text)
+    except InvestigateParseError as exc:
+        assert str(exc).startswith("could not parse") and "\n" not in str(exc)
+        return
+    per_line = [(row, line) for line in text.splitlines() for row in parse(line)]
+    assert rows == [row for row, _ in per_line]
+    for row, line in per_line:
+        assert row_in(row, line), (row, line)
+
+
+@examples(300)
 @given(st.text(max_size=400))
-def test_fuzz_every_parser_fails_cleanly(text: str) -> None:
-    for parse in (parse_ss, parse_lsof, parse_tcpdump):
-        try:
-            parse(text)
-        except InvestigateParseError as exc:
-            assert str(exc).startswith("could not parse") and "\n" not in str(exc)
+def test_fuzz_every_parser_fails_cleanly_or_reads_only_what_is_written(text: str) -> None:
+    check_line_by_line(parse_ss, text, ss_row_in)
+    check_line_by_line(parse_lsof, text, lsof_row_in)
+    try:
+        capture = parse_tcpdump(text)
+    except InvestigateParseError as exc:
+        assert str(exc).startswith("could not parse") and "\n" not in str(exc)
+    else:
+        assert tcpdump_in(capture, text.splitlines())
 
 
-@settings(max_examples=200, deadline=None)
-@given(
-    st.lists(st.sampled_from(fixture("ss-tanp-flood.txt").splitlines()[:40]), max_size=20),
-    st.integers(0, 200),
-    st.text(max_size=5),
+def spliced(name: str) -> Any:
+    """Real output of one tool, its lines shuffled, repeated or dropped, then cut and spliced with junk."""
+    real = fixture(name).splitlines()[:60]
+    return st.tuples(
+        st.lists(st.sampled_from(real), max_size=20), st.integers(0, 2000), st.text(max_size=8)
+    ).map(lambda t: (lambda text: text[: t[1]] + t[2] + text[t[1] :])("\n".join(t[0])))
+
+
+@examples(200)
+@given(spliced("ss-tanp-flood.txt"))
+def test_fuzz_cut_and_spliced_real_ss_output_reads_only_what_is_written(text: str) -> None:
+    check_line_by_line(parse_ss, text, ss_row_in)
+
+
+@examples(200)
+@given(spliced("lsof-flood.txt"))
+def test_fuzz_cut_and_spliced_real_lsof_output_reads_only_what_is_written(text: str) -> None:
+    check_line_by_line(parse_lsof, text, lsof_row_in)
+
+
+@examples(200)
+@given(spliced("tcpdump-storm.txt"))
+def test_fuzz_cut_and_spliced_real_tcpdump_output_reads_only_what_is_written(text: str) -> None:
+    try:
+        capture = parse_tcpdump(text)
+    except InvestigateParseError as exc:
+        assert "\n" not in str(exc)
+    else:
+        assert tcpdump_in(capture, text.splitlines())
+
+
+@pytest.mark.parametrize(
+    ("parse", "line"),
+    [
+        (parse_ss, "ESTAB \u00b2 0 10.0.0.1:22 10.0.0.2:40000"),
+        (parse_ss, "ESTAB 0 0 10.0.0.1:\u00b2 10.0.0.2:40000"),
+        (parse_lsof, "sshd \u00b2 root 4u IPv4 1 0t0 TCP 10.0.0.1:22 (LISTEN)"),
+    ],
 )
-def test_fuzz_cut_and_spliced_real_output(lines: list[str], cut: int, junk: str) -> None:
-    text = "\n".join(lines)
-    text = text[:cut] + junk + text[cut:]
-    with contextlib.suppress(InvestigateParseError):
-        parse_ss(text)
+def test_a_digit_that_int_refuses_is_a_parse_error(parse: Callable[[str], Any], line: str) -> None:
+    with pytest.raises(InvestigateParseError):
+        parse(line)
 
 
 def test_endpoint_rejects_what_is_not_an_endpoint() -> None:

@@ -6,12 +6,14 @@ wrap) to reach a case the machine cannot produce on demand; everything else is t
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import random
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from fleetrst.measure.counters import (
@@ -27,6 +29,7 @@ from fleetrst.measure.counters import (
     parse_uptime,
 )
 from fleetrst.model import Snapshot
+from tests.helpers import examples
 
 PROC = Path(__file__).parents[1] / "fixtures" / "proc"
 LOADS = ("idle", "closed-port", "linger-abort", "listen-overflow", "host-idle")
@@ -204,12 +207,43 @@ def test_a_rate_is_the_counters_delta_over_the_hosts_own_uptime_interval(load: s
     assert rates.wrapped == () and rates.reset == ()
 
 
-def test_every_named_rate_is_its_kernel_counters_rate() -> None:
-    rates = measure_rates(*pair("linger-abort"))
-    assert set(NAMED_RATES) <= rates.per_second.keys()  # this kernel has every source counter
-    for friendly, kernel in NAMED_RATES.items():
-        assert rates.per_second[friendly] == rates.per_second[kernel]
-    assert NAMED_RATES["resets_received"] == "AttemptFails"  # Netdata's definition
+# Friendly name -> kernel counter, written out here rather than read from the code, so that a swapped
+# or re-pointed entry of NAMED_RATES fails this test. Sources: resets_received and resets_sent are
+# Netdata's reference alarms (netdata/netdata src/health/health.d/tcp_resets.conf: AttemptFails and
+# OutRsts; ../shared/FACTS.md); every other name is the kernel's own counter spelled in snake case, as
+# /proc/net/snmp (Tcp:) and /proc/net/netstat (TcpExt:) print it (include/uapi/linux/snmp.h, e.g.
+# LINUX_MIB_TCPABORTONLINGER -> "TCPAbortOnLinger"; ../shared/DESIGN.md, "What the kernel gives us").
+EXPECTED_NAMED_RATES = {
+    "resets_received": "AttemptFails",
+    "resets_sent": "OutRsts",
+    "estab_resets": "EstabResets",
+    "listen_overflows": "ListenOverflows",
+    "listen_drops": "ListenDrops",
+    "aborts_on_data": "TCPAbortOnData",
+    "aborts_on_close": "TCPAbortOnClose",
+    "aborts_on_memory": "TCPAbortOnMemory",
+    "aborts_on_timeout": "TCPAbortOnTimeout",
+    "aborts_on_linger": "TCPAbortOnLinger",
+    "aborts_failed": "TCPAbortFailed",
+    "memory_pressures": "TCPMemoryPressures",
+    "req_q_full_drops": "TCPReqQFullDrop",
+    "challenge_acks": "TCPChallengeACK",
+}
+
+
+def test_each_friendly_name_is_the_kernel_counter_netdata_and_the_kernel_name() -> None:
+    assert NAMED_RATES == EXPECTED_NAMED_RATES
+
+
+def test_every_named_rate_reads_a_counter_a_real_kernel_prints_and_is_that_counters_rate() -> None:
+    before, after = pair("linger-abort")
+    printed = after.tcp.keys() | after.tcpext.keys()
+    assert set(EXPECTED_NAMED_RATES.values()) <= printed, "every source is a real counter name"
+    rates = measure_rates(before, after).per_second
+    for friendly, kernel in EXPECTED_NAMED_RATES.items():
+        table = after.tcp if kernel in after.tcp else after.tcpext
+        other = before.tcp if kernel in before.tcp else before.tcpext
+        assert rates[friendly] == (table[kernel] - other[kernel]) / (after.uptime_s - before.uptime_s)
 
 
 def test_gauges_are_levels_from_the_second_sample_not_rates() -> None:
@@ -366,7 +400,7 @@ def mutated(draw: st.DrawFn) -> tuple[object, str]:
     return parse, real
 
 
-@settings(max_examples=300)
+@examples(300)
 @given(case=mutated())
 def test_a_damaged_real_capture_gives_counters_or_a_parse_error_never_another_exception(
     case: tuple[object, str],
@@ -379,3 +413,93 @@ def test_a_damaged_real_capture_gives_counters_or_a_parse_error_never_another_ex
         assert str(error).isprintable()
     else:
         assert all(isinstance(value, int) for value in counters.values())
+
+
+def written_pairs(text: str, tag: str) -> list[dict[str, set[int]]]:
+    """Every (header line, the line after it) pair of ``tag`` lines in ``text``, read naively: each
+    name with the values written under it (a name may appear twice in a damaged header)."""
+    lines = [line.rstrip("\r") for line in text.split("\n")]
+    pairs: list[dict[str, set[int]]] = []
+    for head, values in itertools.pairwise(lines):
+        if head.split(" ", 1)[0] == tag and values.split(" ", 1)[0] == tag:
+            found: dict[str, set[int]] = {}
+            for name, value in zip(head.split()[1:], values.split()[1:], strict=False):
+                with contextlib.suppress(ValueError):
+                    found.setdefault(name, set()).add(int(value))
+            pairs.append(found)
+    return pairs
+
+
+@st.composite
+def token_damaged(draw: st.DrawFn) -> tuple[object, str]:
+    """A real capture whose Tcp/TcpExt header or value line lost, repeated, swapped or replaced a field."""
+    parse, real = draw(st.sampled_from(REAL_FILES))
+    tag = "Tcp:" if parse is parse_snmp else "TcpExt:"
+    lines = real.split("\n")
+    tagged = [i for i, line in enumerate(lines) if line.split(" ", 1)[0] == tag]
+    for _ in range(draw(st.integers(min_value=1, max_value=3))):
+        i = draw(st.sampled_from(tagged))
+        fields = lines[i].split(" ")
+        j = draw(st.integers(1, len(fields) - 1))
+        kind = draw(st.sampled_from(["drop", "repeat", "swap", "replace"]))
+        if kind == "drop":
+            del fields[j]
+        elif kind == "repeat":
+            fields.insert(j, fields[j])
+        elif kind == "swap":
+            k = draw(st.integers(1, len(fields) - 1))
+            fields[j], fields[k] = fields[k], fields[j]
+        else:
+            fields[j] = draw(st.one_of(st.integers(-(2**64), 2**65).map(str), st.text(max_size=6)))
+        lines[i] = " ".join(fields)
+    return parse, "\n".join(lines)
+
+
+@examples(300)
+@given(case=st.one_of(mutated(), token_damaged()))
+def test_every_counter_parsed_from_a_damaged_capture_is_written_under_its_name(
+    case: tuple[object, str],
+) -> None:
+    # The parser invents nothing: each (name, value) it returns is a name of a header line and the
+    # number written in the same column of the line under it.
+    parse, damaged = case
+    assert callable(parse)
+    try:
+        counters = parse(damaged)
+    except ProbeParseError:
+        return
+    tag = "Tcp:" if parse is parse_snmp else "TcpExt:"
+    assert any(
+        all(value in pair.get(name, ()) for name, value in counters.items())
+        for pair in written_pairs(damaged, tag)
+    ), counters
+
+
+# Lines that are not the parsed pair's: anything whose first word is not its tag.
+_OTHER_LINE = st.one_of(
+    st.text(alphabet=st.characters(blacklist_characters="\n"), max_size=40),
+    st.sampled_from(
+        ["Udp: InDatagrams NoPorts", "Udp: 1 2", "IpExt: InNoRoutes", "Tcp:x 1", "TcpExt:", "Tcp"]
+    ),
+)
+
+
+@examples(200)
+@given(
+    case=st.sampled_from(REAL_FILES),
+    before=st.lists(_OTHER_LINE, max_size=5),
+    after=st.lists(_OTHER_LINE, max_size=5),
+)
+def test_lines_of_other_protocols_around_the_counters_never_change_them(
+    case: tuple[object, str], before: list[str], after: list[str]
+) -> None:
+    parse, real = case
+    assert callable(parse)
+    tag = "Tcp:" if parse is parse_snmp else "TcpExt:"
+    assert real.endswith("\n")
+
+    def lines(chosen: list[str]) -> str:
+        return "".join(line + "\n" for line in chosen if line.rstrip("\r").split(" ", 1)[0] != tag)
+
+    noisy = lines(before) + real + lines(after)
+    assert parse(noisy) == parse(real)

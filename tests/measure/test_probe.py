@@ -9,17 +9,19 @@ produce on demand.
 from __future__ import annotations
 
 import re
-import shlex
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from fleetrst.measure.counters import NAMED_RATES, measure_rates, parse_boot_id, parse_netstat, parse_snmp
 from fleetrst.measure.probe import FILES, FORMAT_VERSION, ProbeParseError, parse_probe_output, probe_command
+from fleetrst.model import Snapshot
+from tests.helpers import examples
+from tests.shim import PathShim
 
 PROC = Path(__file__).parents[1] / "fixtures" / "proc"
 PROBES = PROC / "probe"
@@ -76,39 +78,72 @@ def test_a_bad_baseline_is_refused_too() -> None:
         probe_command(5, baseline_s=-60)
 
 
-def programs(command: str) -> list[str]:
-    """The first word of every step of the command: what the shell runs, one entry per run.
-
-    The command opens with a trap (its quoted action holds "; " of its own), then steps joined by
-    "; " or " & " (the sleeps run in the background and are waited for, so the trap can end them).
-    """
-    trap, sep, rest = command.partition(" HUP INT TERM PIPE; ")
-    assert sep and trap.startswith("trap '"), command[:80]
-    return ["trap", *(shlex.split(step)[0] for step in re.split(r"; | & ", rest))]
-
-
-# Shell builtins (no fork+exec) and variable assignments; cat and sleep are the only programs.
-BUILTINS = {"trap", "echo", "wait", "p=$!", "s=$?"}
+def test_the_error_names_the_duration_that_is_wrong_and_the_value() -> None:
+    with pytest.raises(ValueError, match=r"^the window must be more than 0 and at most 3600 seconds, got 0$"):
+        probe_command(0)
+    with pytest.raises(ValueError, match=r"^the window must be a number of seconds, got '5'$"):
+        probe_command("5")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^the window must be at least 0.001 seconds, got 0.0004$"):
+        probe_command(0.0004)
+    baseline = r"^the baseline must be more than 0 and at most 3600 seconds, got -60$"
+    with pytest.raises(ValueError, match=baseline):
+        probe_command(5, baseline_s=-60)
 
 
-def test_the_command_runs_only_echo_cat_and_sleep() -> None:
-    command = probe_command(1, baseline_s=60)
-    assert set(programs(command)) <= BUILTINS | {"cat", "sleep"}
-    assert f"cat {' '.join(FILES)} 2>&1" in command
+def test_a_window_of_exactly_an_hour_is_the_longest_allowed() -> None:
+    assert "sleep 3600 " in probe_command(3600) and "sleep 3600 " in probe_command(5, baseline_s=3600.0)
+    for too_long in (3600.001, 3601):
+        with pytest.raises(ValueError, match="at most 3600 seconds"):
+            probe_command(too_long)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(1, "1"), (1.0, "1"), (0.5, "0.5"), (0.25, "0.25"), (0.125, "0.125"), (0.1239, "0.124"), (2.5, "2.5"),
+     (10.05, "10.05"), (100, "100"), (0.001, "0.001"), (3599.999, "3599.999")],
+)  # fmt: skip
+def test_each_duration_is_written_as_the_shortest_decimal_sleep_reads(seconds: float, text: str) -> None:
+    command = probe_command(seconds)
+    assert f"echo '@@sleep {text}'; sleep {text} 2>&1 & p=$!;" in command
+
+
+def run_probe(tmp_path: Path, command: str, **replace: str) -> tuple[str, list[list[str]]]:
+    """The probe run by a real POSIX shell whose PATH is a logging shim: its output, and every
+    program it executed (name and arguments), in order. Builtins (echo, wait, trap) are not there."""
+    shim = PathShim(tmp_path, replace=replace)
+    out = subprocess.run(
+        ["/bin/sh", "-c", command], capture_output=True, text=True, env={"PATH": shim.path}, check=False
+    )
+    return out.stdout, shim.runs()
 
 
 @pytest.mark.parametrize(("baseline", "samples"), [(None, 2), (0.05, 3)])
-def test_the_command_starts_one_cat_per_sample_and_one_sleep_per_interval(
-    baseline: float | None, samples: int
+def test_a_real_run_executes_one_cat_per_sample_and_one_sleep_per_interval_and_nothing_else(
+    tmp_path: Path, baseline: float | None, samples: int
 ) -> None:
-    command = probe_command(0.05, baseline_s=baseline)
-    run = programs(command)
-    assert run.count("cat") == command.count("cat ") == samples
-    assert run.count("sleep") == len(re.findall(r"(?:^|; )sleep ", command)) == samples - 1
-    assert set(run) == BUILTINS | {"cat", "sleep"}  # echo, wait, trap are builtins: no fork+exec
-    out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True)
-    assert len(parse_probe_output(out.stdout)) == samples
-    assert out.stdout.count("\n@@rc 0\n") == 2 * samples - 1  # every cat and every sleep succeeded
+    # Counted as the shell runs it, not read off the text: every program the run starts is logged.
+    out, runs = run_probe(tmp_path, probe_command(0.05, baseline_s=baseline))
+    cat = ["cat", *FILES]
+    sleeps = [["sleep", "0.05"]] * (samples - 1)
+    assert runs == [cat, *(step for pair in zip(sleeps, [cat] * (samples - 1), strict=True) for step in pair)]
+    assert len(parse_probe_output(out)) == samples
+    assert out.count("\n@@rc 0\n") == 2 * samples - 1  # every cat and every sleep succeeded
+
+
+def test_cats_own_exit_status_is_the_one_the_probe_reports(tmp_path: Path) -> None:
+    # A cat that cannot read a file: its status (not that of anything after it) reaches @@rc.
+    failing_cat = "echo 'cat: /proc/net/netstat: Permission denied' >&2; exit 1"
+    out, _ = run_probe(tmp_path, probe_command(0.05), cat=failing_cat)
+    assert "\n@@rc 1\n" in out
+    with pytest.raises(ProbeParseError) as caught:
+        parse_probe_output(out)
+    assert str(caught.value) == "could not read /proc/net/netstat: cat: /proc/net/netstat: Permission denied"
+
+
+def test_the_sleeps_exit_status_is_the_one_the_probe_reports(tmp_path: Path) -> None:
+    out, _ = run_probe(tmp_path, probe_command(0.05), sleep="echo 'sleep: invalid time interval' >&2; exit 1")
+    with pytest.raises(ProbeParseError, match=r"^the remote 'sleep 0.05' failed: sleep: invalid time"):
+        parse_probe_output(out)
 
 
 def test_a_baseline_probe_takes_three_samples_sleeping_the_baseline_then_the_window() -> None:
@@ -423,10 +458,53 @@ def damaged_output(draw: st.DrawFn) -> str:
     return text
 
 
-@settings(max_examples=400)
+@examples(400)
 @given(damaged_output())
 def test_a_damaged_real_probe_output_gives_snapshots_or_a_parse_error(text: str) -> None:
     check_only_parse_errors(text)
+
+
+def assert_every_value_is_in(snapshots: list[Snapshot], text: str) -> None:
+    """Every name and number the parser returned is written in ``text``: it invents nothing."""
+    numbers = {float(n) for n in re.findall(r"-?[0-9]+(?:\.[0-9]+)?", text)}
+    for snap in snapshots:
+        for name, value in [*snap.tcp.items(), *snap.tcpext.items()]:
+            assert name in text and value in numbers, (name, value)
+        assert snap.uptime_s in numbers and snap.boot_id in text
+
+
+@examples(400)
+@given(damaged_output())
+def test_every_value_parsed_from_a_damaged_output_is_written_in_it(text: str) -> None:
+    try:
+        snapshots = parse_probe_output(text)
+    except ProbeParseError:
+        return
+    assert_every_value_is_in(snapshots, text)
+
+
+# Lines a login shell or a broken host could print around the frames: anything but a frame header.
+_NOISE_LINE = st.one_of(
+    st.text(alphabet=st.characters(blacklist_characters="\n"), max_size=30),
+    st.sampled_from(
+        ["@@rc 0", "@@end 0", "@@end 1", "@@sleep 1", "Tcp: 1 2", "TcpExt: A B", "@@fleetrst-probex",
+         "12.5 3.0", "56fe78fa-bbf9-4866-8c9d-e81f757b38ab", ""]
+    ),
+).filter(lambda line: not re.fullmatch(r"@@fleetrst-probe\b.*", line.rstrip("\r")))  # fmt: skip
+
+
+@examples(300)
+@given(
+    st.sampled_from(REAL_OUTPUTS),
+    st.lists(_NOISE_LINE, max_size=8),
+    st.text(max_size=200),
+)
+def test_text_outside_the_frames_never_changes_what_is_parsed(
+    real: str, before: list[str], after: str
+) -> None:
+    # Before the first frame: whole lines (a motd, an rc file's echo). After the last: anything at all.
+    noisy = "".join(line + "\n" for line in before) + real + after
+    assert parse_probe_output(noisy) == parse_probe_output(real)
 
 
 def test_a_terminated_probe_ends_its_sleep_at_once() -> None:
