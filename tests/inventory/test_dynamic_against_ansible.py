@@ -69,7 +69,7 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 def _without_profile(text: str) -> str:
     data: dict[str, Any] = json.loads(text)
     data["_meta"].pop("profile", None)
-    return json.dumps(data, sort_keys=True, indent=4) + "\n"
+    return json.dumps(data, sort_keys=True, indent=4, ensure_ascii=False) + "\n"  # as Ansible prints it
 
 
 def _cli(*argv: str, capsys: pytest.CaptureFixture[str]) -> str:
