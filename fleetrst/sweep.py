@@ -525,6 +525,33 @@ def run_sweep(
         return results
 
     results = asyncio.run(main())
+    return fleet_report(
+        results,
+        options,
+        started_at=started_at,
+        started=started,
+        investigator=investigator,
+        interrupted_by=interrupted_by,
+        pattern=pattern,
+        limit=limit,
+        inventories=inventories,
+    )
+
+
+def fleet_report(
+    results: Sequence[HostResult],
+    options: SweepOptions,
+    *,
+    started_at: str,
+    started: float,
+    investigator: Investigator | None,
+    interrupted_by: str | None,
+    pattern: str,
+    limit: str | None,
+    inventories: Sequence[str],
+) -> FleetReport:
+    """The hosts' results as one report, with what the investigations show together: the same
+    whether the sweep ran on one event loop, on worker processes or on a cluster."""
     findings = investigator.fleet_findings(results) if investigator is not None else []
     return FleetReport(
         hosts=tuple(results),

@@ -27,6 +27,7 @@ from ..sweep import (
     ResultCallback,
     SweepOptions,
     cores,
+    fleet_report,
     run_sweep,
 )
 from ..transport.base import Transports
@@ -127,18 +128,16 @@ def run_fleet_sweep(
             transports=transports,
         )
         results, interrupted_by = local.results, local.interrupted_by
-    findings = investigator.fleet_findings(results) if investigator is not None else []
-    return FleetReport(
-        hosts=tuple(results),
+    return fleet_report(
+        results,
+        options,
         started_at=started_at,
-        duration_s=time.monotonic() - started,
-        window_s=options.window_s,
-        baseline_s=options.baseline_s,
+        started=started,
+        investigator=investigator,
+        interrupted_by=interrupted_by,
         pattern=pattern,
         limit=limit,
-        inventories=tuple(inventories),
-        findings=tuple(findings),
-        interrupted_by=interrupted_by,
+        inventories=inventories,
     )
 
 
