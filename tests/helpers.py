@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hypothesis import settings
+from hypothesis import strategies as st
 
 from fleetrst.model import HEADLINE_RATES, FleetReport, HostResult, Rates, Status, Trip
 
@@ -85,3 +86,25 @@ def examples(n: int) -> settings:
     machine must not turn a slow example into a failure)."""
     scale = max(1.0, settings.default.max_examples / 100)  # 100: Hypothesis's own default
     return settings(max_examples=int(n * scale), deadline=None)
+
+
+@st.composite
+def damaged(draw: st.DrawFn, texts: Sequence[str]) -> str:
+    """One of ``texts`` (real captured output) with a few deletions, insertions, cuts, dropped or
+    repeated lines: what a broken pipe, a chatty host or a truncated read can make of it."""
+    text = draw(st.sampled_from(list(texts)))
+    for _ in range(draw(st.integers(min_value=1, max_value=5))):
+        at = draw(st.integers(min_value=0, max_value=len(text)))
+        kind = draw(st.sampled_from(["delete", "insert", "cut", "drop-line", "repeat-line"]))
+        if kind == "delete":
+            text = text[:at] + text[at + draw(st.integers(1, 40)) :]
+        elif kind == "insert":
+            text = text[:at] + draw(st.text(min_size=1, max_size=12)) + text[at:]
+        elif kind == "cut":
+            text = text[:at]
+        else:
+            lines = text.split("\n")
+            i = draw(st.integers(0, len(lines) - 1))
+            lines[i : i + 1] = [] if kind == "drop-line" else [lines[i], lines[i]]
+            text = "\n".join(lines)
+    return text

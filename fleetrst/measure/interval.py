@@ -48,6 +48,7 @@ expected, e.g. a load balancer, is expected to reset between audits too); its
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from ..model import (
     HostResult,
@@ -64,15 +65,12 @@ from ..model import (
 from .counters import GAUGES, NAMED_RATES
 from .rules import DEFAULT_THRESHOLDS, effective_thresholds, judge, parse_threshold_overrides
 
+# Netdata's 1-minute form: the window's limits, with lower warnings for the reset rates (an average
+# over minutes is not a spike); the critical limits stay the window's.
+INTERVAL_WARNINGS: dict[str, float] = {"resets_received": 10.0, "resets_sent": 10.0, "estab_resets": 5.0}
 DEFAULT_INTERVAL_THRESHOLDS: dict[str, Threshold] = {
-    "resets_received": Threshold(warning=10.0, critical=250.0),
-    "resets_sent": Threshold(warning=10.0, critical=250.0),
-    "listen_overflows": Threshold(warning=1.0, critical=5.0),
-    "listen_drops": Threshold(warning=1.0, critical=5.0),
-    "req_q_full_drops": Threshold(warning=1.0, critical=5.0),
-    "estab_resets": Threshold(warning=5.0, critical=100.0),
-    "aborts_on_memory": Threshold(warning=1.0, critical=5.0),
-    "memory_pressures": Threshold(warning=1.0, critical=5.0),
+    metric: replace(threshold, warning=INTERVAL_WARNINGS.get(metric, threshold.warning))
+    for metric, threshold in DEFAULT_THRESHOLDS.items()
 }
 INTERVAL_VARIABLE = "fleetrst_interval_thresholds"
 MIN_AVERAGE_S = 60.0  # shorter intervals are judged by the window's limits

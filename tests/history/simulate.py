@@ -9,46 +9,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 
 from fleetrst.history.retention import Retention
 from fleetrst.history.store import HistoryStore
-from fleetrst.measure.counters import measure_rates
+from fleetrst.measure.counters import measure_rates, parse_boot_id, parse_netstat, parse_snmp, parse_uptime
 from fleetrst.measure.interval import DEFAULT_INTERVAL_THRESHOLDS, since_last_of
 from fleetrst.measure.rules import DEFAULT_THRESHOLDS, judge
 from fleetrst.model import FleetReport, HostResult, Snapshot
 
-BOOT = "5b0c8f3a-1d2e-4f60-9a7b-8c9d0e1f2a3b"
-# A realistic kernel's field names (the header lines of a 6.x kernel), the values made up.
-TCP_FIELDS = [
-    "RtoAlgorithm",
-    "RtoMin",
-    "RtoMax",
-    "MaxConn",
-    "ActiveOpens",
-    "PassiveOpens",
-    "AttemptFails",
-    "EstabResets",
-    "CurrEstab",
-    "InSegs",
-    "OutSegs",
-    "RetransSegs",
-    "InErrs",
-    "OutRsts",
-    "InCsumErrors",
-]
-TCPEXT_FIELDS = [f"TcpExtCounter{i}" for i in range(110)] + [
-    "ListenOverflows",
-    "ListenDrops",
-    "TCPAbortOnData",
-    "TCPAbortOnClose",
-    "TCPAbortOnMemory",
-    "TCPAbortOnTimeout",
-    "TCPAbortOnLinger",
-    "TCPAbortFailed",
-    "TCPMemoryPressures",
-    "TCPReqQFullDrop",
-    "TCPChallengeACK",
-]
+PROC = Path(__file__).parents[1] / "fixtures" / "proc" / "host-idle" / "before"
+
+
+def _captured() -> Snapshot:
+    """A real host's counters (``tests/fixtures/proc/host-idle``, captured with its script)."""
+    return Snapshot(
+        tcp=parse_snmp((PROC / "snmp").read_text()),
+        tcpext=parse_netstat((PROC / "netstat").read_text()),
+        uptime_s=parse_uptime((PROC / "uptime").read_text()),
+        boot_id=parse_boot_id((PROC / "boot_id").read_text()),
+    )
+
+
+CAPTURED = _captured()
+BOOT = CAPTURED.boot_id
 
 
 @dataclass
@@ -62,10 +46,9 @@ class SimHost:
 
     def __post_init__(self) -> None:
         if not self.tcp:
-            self.tcp = {name: 0 for name in TCP_FIELDS} | {"RtoAlgorithm": 1, "RtoMin": 200, "MaxConn": -1}
-            self.tcp |= {"InSegs": 9_000_000_000, "OutSegs": 8_500_000_000, "ActiveOpens": 4_000_000}
+            self.tcp = dict(CAPTURED.tcp)
         if not self.tcpext:
-            self.tcpext = {name: (i * 7919) % 50_000 for i, name in enumerate(TCPEXT_FIELDS)}
+            self.tcpext = dict(CAPTURED.tcpext)
 
     def snapshot(self) -> Snapshot:
         return Snapshot(dict(self.tcp), dict(self.tcpext), self.uptime, self.boot)
@@ -78,7 +61,7 @@ class SimHost:
         self.tcp["InSegs"] += traffic
         self.tcp["OutSegs"] += traffic
         self.tcp["ActiveOpens"] += received + traffic // 100
-        self.tcpext["TcpExtCounter3"] += traffic // 10
+        self.tcpext["TCPHPHits"] += traffic // 10
 
 
 def audit(

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from fleetrst.measure.counters import NAMED_RATES, measure_rates, parse_boot_id, parse_netstat, parse_snmp
 from fleetrst.measure.probe import FILES, FORMAT_VERSION, ProbeParseError, parse_probe_output, probe_command
 from fleetrst.model import Snapshot
-from tests.helpers import examples
+from tests.helpers import damaged, examples
 from tests.shim import PathShim
 
 PROC = Path(__file__).parents[1] / "fixtures" / "proc"
@@ -438,24 +438,8 @@ def test_marker_soup_gives_snapshots_or_a_parse_error(lines: list[str]) -> None:
     check_only_parse_errors("\n".join(lines))
 
 
-@st.composite
-def damaged_output(draw: st.DrawFn) -> str:
-    text = draw(st.sampled_from(REAL_OUTPUTS))
-    for _ in range(draw(st.integers(min_value=1, max_value=5))):
-        at = draw(st.integers(min_value=0, max_value=len(text)))
-        kind = draw(st.sampled_from(["delete", "insert", "cut", "drop-line", "repeat-line"]))
-        if kind == "delete":
-            text = text[:at] + text[at + draw(st.integers(1, 40)) :]
-        elif kind == "insert":
-            text = text[:at] + draw(st.text(min_size=1, max_size=12)) + text[at:]
-        elif kind == "cut":
-            text = text[:at]
-        else:
-            lines = text.split("\n")
-            i = draw(st.integers(0, len(lines) - 1))
-            lines[i : i + 1] = [] if kind == "drop-line" else [lines[i], lines[i]]
-            text = "\n".join(lines)
-    return text
+def damaged_output() -> st.SearchStrategy[str]:
+    return damaged(REAL_OUTPUTS)
 
 
 @examples(400)
