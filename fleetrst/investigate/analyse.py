@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..units import ascii_digits
+from .bsd import parse_netstat_an, parse_netstat_listen, parse_sockstat, with_owners
 from .classify import Cause, Facts, ListenerFact, RstSeen, classify
 from .errors import InvestigateParseError
 from .lsof import LsofRow, parse_lsof
@@ -62,6 +63,12 @@ LOG_WORDS = (
     "timeout",
 )
 MAX_LOG_LINES = 40
+# FreeBSD's tunables that mean what a Linux one the classifier reads means (listen backlog cap, cookies)
+_FREEBSD_AS_LINUX = {
+    "kern.ipc.soacceptqueue": "somaxconn",
+    "kern.ipc.somaxconn": "somaxconn",
+    "net.inet.tcp.syncookies": "tcp_syncookies",
+}
 
 
 @dataclass(frozen=True)
@@ -137,6 +144,9 @@ def analyse(out: RunbookOutput, rates: Mapping[str, float], plan: Plan, view: Ho
     if "samples" in steps:
         sample_rows = _parsed(steps["samples"], parse_ss, errors) or []
 
+    netstat_step = steps.get("netstat")
+    if netstat_step is not None:  # FreeBSD: netstat's states and queues, sockstat's owners
+        rows, listener_rows = _freebsd_sockets(steps, errors, unseen)
     if not rows and lsof_rows:  # no ss: lsof's view of the sockets
         rows = [
             SocketRow(r.state or "UNCONN", 0, 0, r.local, r.peer or r.local, (Owner(r.pid, r.command),))
@@ -153,16 +163,22 @@ def analyse(out: RunbookOutput, rates: Mapping[str, float], plan: Plan, view: Ho
             owners.setdefault(lr.local.port, {})[Owner(lr.pid, lr.command)] = None
     owners_by_port = {p: tuple(d) for p, d in owners.items()}
     any_owner = bool(owners_by_port)
-    if not privileged and (ss_step is not None or lsof_step is not None):
+    if netstat_step is not None and not privileged and not any_owner and rows:
+        # FreeBSD's sockstat shows every user's sockets unless security.bsd.see_other_uids=0
+        unseen.append(f"process owners: sockstat named none as {login} (security.bsd.see_other_uids=0?)")
+    elif not privileged and (ss_step is not None or lsof_step is not None):
         unseen.append(
             f"owners of other users' sockets: ss/lsof ran as {login}, not root"
             + ("" if view.become_requested else " (use -b/--become to run them through sudo -n)")
         )
     elif not any_owner and rows:
-        unseen.append("process owners: neither ss -p nor lsof named any")
+        tools = "sockstat named none" if netstat_step is not None else "neither ss -p nor lsof named any"
+        unseen.append(f"process owners: {tools}")
 
     states = Counter(r.state for r in rows)
-    listeners = _listeners(listener_rows or [r for r in rows if r.state == "LISTEN"], owners_by_port)
+    # ss's LISTEN rows hold the accept queue; FreeBSD netstat -an's hold buffer bytes: netstat -L only
+    fallback = [] if netstat_step is not None else [r for r in rows if r.state == "LISTEN"]
+    listeners = _listeners(listener_rows or fallback, owners_by_port)
     socket_tuples = [
         (r.state, r.local.port or 0, r.peer.address, r.peer.port or 0) for r in [*rows, *sample_rows]
     ]
@@ -245,6 +261,34 @@ def failed_investigation(message: str, view: HostView, plan: Plan) -> Investigat
         unseen=("everything: the runbook did not run (" + message + ")",),
         errors=(message,),
     )
+
+
+def _freebsd_sockets(
+    steps: Mapping[str, StepOutput], errors: list[str], unseen: list[str]
+) -> tuple[list[SocketRow], list[SocketRow]]:
+    """FreeBSD's sockets: ``netstat -an -p tcp`` (states, queues), owners from ``sockstat``, listen
+    queues from ``netstat -Lan`` (qlen as Recv-Q, maxqlen as Send-Q, as ``ss -tln`` shows them)."""
+    rows: list[SocketRow] = []
+    listeners: list[SocketRow] = []
+    netstat = steps["netstat"]
+    if netstat.missing is None:
+        rows = _parsed(netstat, parse_netstat_an, errors) or []
+        if netstat.truncated:
+            unseen.append(
+                f"netstat printed more than {netstat.cap // 1024} KiB: "
+                "states counted over the first part only"
+            )
+    else:
+        unseen.append("socket states: netstat is not installed")
+    sockstat = steps.get("sockstat")
+    if sockstat is not None and sockstat.missing is None:
+        rows = with_owners(rows, _parsed(sockstat, parse_sockstat, errors) or [])
+    elif sockstat is not None:
+        unseen.append("process owners: sockstat is not installed")
+    queues = steps.get("netstat-listen")
+    if queues is not None and queues.missing is None:
+        listeners = _parsed(queues, parse_netstat_listen, errors) or []
+    return rows, listeners
 
 
 def _processes(owners: tuple[Owner, ...]) -> tuple[Process, ...]:
@@ -356,6 +400,13 @@ def _context(text: str) -> Context:
                 )
             elif key == "user":
                 login = value or None
+            elif key == "sysctl":  # FreeBSD's, as `sysctl NAME: VALUE`
+                name, _, said = value.partition(":")
+                name = name.strip()
+                said = " ".join(said.split())
+                sysctls[name] = said
+                if name in _FREEBSD_AS_LINUX:
+                    sysctls.setdefault(_FREEBSD_AS_LINUX[name], said)
             elif key.startswith("/proc/sys/"):
                 sysctls[key.rsplit("/", 1)[-1]] = " ".join(value.split())
         except (ValueError, IndexError):

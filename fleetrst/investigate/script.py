@@ -50,7 +50,24 @@ CAPS: dict[str, int] = {
     "syslog": 64 * KIB,
     "capture": 0,  # the pcap stays on the host unless asked for; its size is bounded by -c and -s
     "capture-text": 160 * KIB,
+    # FreeBSD's in their place (the sum is the same as ss + listeners + lsof: max_output holds)
+    "netstat": 192 * KIB,
+    "netstat-listen": 32 * KIB,
+    "sockstat": 64 * KIB,
 }
+# FreeBSD's tunables the context step reads (as `sysctl NAME: VALUE` lines), and the Linux names the
+# classifier knows them by where they mean the same thing.
+FREEBSD_SYSCTLS = (
+    "kern.ipc.somaxconn",
+    "kern.ipc.soacceptqueue",
+    "net.inet.tcp.syncookies",
+    "net.inet.tcp.blackhole",
+    "net.inet.tcp.drop_synfin",
+    "net.inet.tcp.log_in_vain",
+    "net.inet.tcp.msl",
+    "net.inet.ip.portrange.first",
+    "net.inet.ip.portrange.last",
+)
 # RST segments, IPv4 and IPv6 (libpcap's tcp[] does not reach into IPv6; no extension headers here)
 RST_FILTER = "tcp[tcpflags] & tcp-rst != 0 or (ip6 and ip6[6] == 6 and ip6[53] & 4 != 0)"
 CONTEXT_FILES = (
@@ -70,6 +87,10 @@ CONTEXT_FILES = (
     "/proc/sys/net/ipv4/tcp_max_orphans",
     "/proc/sys/net/ipv4/ip_local_port_range",
 )
+# FreeBSD's sockstat(1): IPv4 and IPv6, connected and listening, TCP only, numeric user ids (no
+# directory lookup that could hang), wide (15 cuts addresses to 21 characters without -w), states.
+# -n needs FreeBSD 13 (12 is past its end of life and refuses it: the owners are then unseen).
+SOCKSTAT_FLAGS = "-46 -c -l -n -s -w -P tcp"
 _USER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\$?$")
 
 
@@ -138,6 +159,7 @@ trap 'rm -rf "$d"' EXIT
 trap 'exit 1' HUP INT TERM
 BU={become}
 if command -v timeout >/dev/null 2>&1; then HT=1; else HT=; fi
+if [ -r /proc/net/snmp ]; then LX=1; TI='-i any'; else LX=; TI=; fi  # Linux; else FreeBSD
 bounded() {{ if [ -n "$HT" ] && [ -n "$TO" ]; then timeout "$TO" "$@"; else "$@"; fi; }}
 run() {{
   p=$1; shift
@@ -175,6 +197,7 @@ context() {{
     if [ -r "$f" ]; then printf '%s ' "$f"; tr '\n' ' ' <"$f"; echo; fi
   done
   grep -e '^MemTotal:' -e '^MemAvailable:' /proc/meminfo 2>/dev/null
+  if [ -z "$LX" ]; then sysctl {freebsd_sysctls} 2>/dev/null | sed 's/^/sysctl /'; fi
   id -un 2>/dev/null | sed 's/^/user /'
 }}
 TO={step_timeout}
@@ -183,7 +206,7 @@ TO={step_timeout}
 _CAPTURE_START = r"""if has tcpdump; then
   cap_ok=1
   ( E="$d/capture.e"; R="$d/capture.rc"; TO={capture_s}
-    run 1 tcpdump -i any -nn -U -s {snaplen} -c {max_packets} -w - {rst_filter} \
+    run 1 tcpdump $TI -nn -U -s {snaplen} -c {max_packets} -w - {rst_filter} \
   ) | head -c {pcap_cap} >"$d/capture.pcap" &
   cap_pid=$!
 else
@@ -226,6 +249,7 @@ def build_script(plan: Plan, nonce: str) -> str:
             version=FORMAT_VERSION,
             become=shlex.quote(plan.become_user) if plan.become_user else "''",
             context_files=" ".join(shlex.quote(f) for f in CONTEXT_FILES),
+            freebsd_sysctls=" ".join(FREEBSD_SYSCTLS),
             step_timeout=_num(plan.step_timeout_s),
         )
     ]
@@ -240,11 +264,18 @@ def build_script(plan: Plan, nonce: str) -> str:
             )
         )
     parts.append(
+        'if [ -n "$LX" ]; then\n'
         f"step ss {CAPS['ss']} 1 ss -tanp\n"
         f"step listeners {CAPS['listeners']} 0 ss -tln\n"
         # lsof only where ss is missing or could name no owner at all
         f"if ! has ss || ! grep -q 'users:' \"$d/ss.o\" 2>/dev/null; then\n"
         f"  step lsof {CAPS['lsof']} 1 lsof +c 15 -i -P -n\nfi\n"
+        "else\n"  # FreeBSD: netstat for states and queues, sockstat for the owners
+        # -W: IPv6 addresses whole (cut to 16 characters without it); -a: -L skips listeners without it
+        f"step netstat {CAPS['netstat']} 0 netstat -anW -p tcp\n"
+        f"step netstat-listen {CAPS['netstat-listen']} 0 netstat -LanW -p tcp\n"
+        f"step sockstat {CAPS['sockstat']} 1 sockstat {SOCKSTAT_FLAGS}\n"
+        "fi\n"
     )
     if plan.samples:
         parts.append(
@@ -264,7 +295,7 @@ def build_script(plan: Plan, nonce: str) -> str:
             "if has journalctl; then\n"
             f"  tailstep journal {CAPS['journal']} 1 journalctl -k -n 400 --no-pager -q -o short-iso\n"
             f"else\n  tailstep journal {CAPS['journal']} 1 dmesg\nfi\n"
-            "for f in /var/log/kern.log /var/log/syslog /var/log/messages; do\n"
+            "for f in /var/log/kern.log /var/log/syslog /var/log/messages /var/log/system.log; do\n"
             f'  if [ -e "$f" ]; then tailstep syslog {CAPS["syslog"]} 1 tail -n 2000 "$f"; break; fi\n'
             "done\n"
         )

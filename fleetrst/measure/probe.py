@@ -27,6 +27,13 @@ so an error names the right file and the line within it: the files come in that 
 the boot id. When cat fails, the file it names in its message is the one reported. Text before the
 first frame or after the last one (what a login shell's rc files may print) is ignored; everything
 inside the frames is checked.
+
+On FreeBSD (no ``/proc/net/snmp``: the command tells the two systems apart with one ``test``, no
+program started) a sample is instead the host's clock (``date``), its boot time (``sysctl -n
+kern.boottime``) and its TCP statistics (``netstat -s -p tcp``, in libxo's JSON where netstat has it),
+in the same frames: :mod:`fleetrst.measure.freebsd` reads them and maps them to the Linux names the
+rules judge, as Netdata's FreeBSD collector does. The interval is the host's uptime clock there too
+(its time now less its boot time).
 """
 
 from __future__ import annotations
@@ -52,6 +59,8 @@ from .counters import (
     parse_uptime,
     shown,
 )
+from .freebsd import SAMPLE_COMMAND as FREEBSD_SAMPLE
+from .freebsd import looks_like_freebsd, parse_freebsd_sample
 from .namespaces import BEGIN_LIST, listing_command, sample_command
 from .namespaces import END as NETNS_END
 
@@ -103,10 +112,21 @@ def _seconds(value: object, what: str) -> str:
     return text
 
 
+# Which system: one test, no program started. Linux has /proc/net/snmp; FreeBSD has no /proc/net (its
+# linprocfs, where mounted, is under /compat/linux/proc and has no net/snmp). ``r`` then reads one sample:
+# on Linux the four files with one ``cat``; on FreeBSD the clock, the boot time and the TCP statistics
+# (``netstat -s -p tcp``, as libxo JSON where netstat has it). See :mod:`fleetrst.measure.freebsd`.
+_READER = (
+    f"if [ -r {SNMP_PATH} ]; then r() {{ cat {' '.join(FILES)} 2>&1; }}; else r() {{ {FREEBSD_SAMPLE}; }}; fi"
+)
+_LINUX = f"[ -r {SNMP_PATH} ]"
+_NO_NAMESPACES = "@@unseen not Linux: FreeBSD jails with a network stack of their own (VNET) are not read"
+
+
 def _sample_script(index: int, total: int) -> list[str]:
     return [
         f"echo '@@fleetrst-probe v{FORMAT_VERSION} sample {index} of {total}'",
-        f'cat {" ".join(FILES)} 2>&1; s=$?; echo; echo "@@rc $s"',
+        'r; s=$?; echo; echo "@@rc $s"',
         f"echo '@@end {index}'",
     ]
 
@@ -140,10 +160,14 @@ def probe_command(
     window = _seconds(window_s, "the window")
     sleeps = [window] if baseline_s is None else [_seconds(baseline_s, "the baseline"), window]
     total = len(sleeps) + 1
-    parts = [_TRAP]
+    parts = [_TRAP, _READER]
     if containers:
         hold = sum(float(s) for s in sleeps) + 10.0  # a bind-only namespace's holder outlives the probe
-        parts.append(listing_command(f"{hold:.0f}", become_user))
+        listing = listing_command(f"{hold:.0f}", become_user)
+        parts.append(
+            f"if {_LINUX}; then {listing}; else NP=; echo '{BEGIN_LIST}'; echo '{_NO_NAMESPACES}'; "
+            f"echo '{NETNS_END} list'; fi"
+        )
     parts += _sample_script(0, total)
     if containers:
         parts.append(sample_command(0))
@@ -245,7 +269,10 @@ def _read_sample(reader: _Reader, index: int, total: int) -> Snapshot:
         raise ProbeParseError(f"sample {index}: unexpected {shown(marker)} among the counter files")
     if body and body[-1] == "":
         body.pop()  # the empty line the probe echoes before @@rc
+    freebsd = looks_like_freebsd(body)
     if rc.group(1) != "0":
+        if freebsd:
+            raise ProbeParseError(f"netstat -s -p tcp failed (status {rc.group(1)}): {_one_line(body[2:])}")
         raise _cat_failed(body, rc.group(1))
     line = reader.next()
     if line is None:
@@ -253,8 +280,10 @@ def _read_sample(reader: _Reader, index: int, total: int) -> Snapshot:
     end = _END.fullmatch(line)
     if not end or int(end.group(1)) != index:
         raise ProbeParseError(f"sample {index}: expected '@@end {index}', got {shown(line)}")
-    texts = _split_files(body)
     try:
+        if freebsd:
+            return parse_freebsd_sample(body)
+        texts = _split_files(body)
         return Snapshot(
             tcp=parse_snmp(texts[SNMP_PATH]),
             tcpext=parse_netstat(texts[NETSTAT_PATH]),
@@ -355,10 +384,11 @@ def watch_command(every_s: float, rounds: int = MAX_WATCH_ROUNDS) -> str:
     return "; ".join(
         [
             _TRAP,
+            _READER,
             "i=0",
             f"while [ $i -lt {rounds} ]; do "
             f'f=$(echo "@@fleetrst-watch v{FORMAT_VERSION} sample $i"; '
-            f'cat {" ".join(FILES)} 2>&1; s=$?; echo; echo "@@rc $s"; echo "@@end $i"); '
+            f'r; s=$?; echo; echo "@@rc $s"; echo "@@end $i"); '
             "printf '%s\\n' \"$f\"; "
             f"sleep {every} & p=$!; wait $p; i=$((i + 1)); done",
         ]

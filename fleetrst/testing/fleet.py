@@ -42,6 +42,7 @@ import yaml
 from . import _system as system
 from . import network, sshd
 from ._system import FleetError
+from .bsdhost import StandinMixin
 from .faults import FaultsMixin
 from .loads import LoadHandle, LoadsMixin
 from .sshd import USER, ensure_user
@@ -75,6 +76,7 @@ class FleetHost:
     host_public_key: str = ""  # "ssh-ed25519 AAAA... comment" as sshd serves it now
     netns_inode: int | None = field(default=None, repr=False)
     hidden_tools: tuple[str, ...] = ()  # programs its sessions cannot run (see TestFleet.hide_tools)
+    standin_dir: Path | None = None  # a FreeBSD stand-in's tools (see TestFleet.as_freebsd), else None
     _sshd: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -138,7 +140,7 @@ def _restore_signal_handlers() -> None:
         del _OLD_HANDLERS[sig]
 
 
-class TestFleet(FaultsMixin, LoadsMixin):
+class TestFleet(FaultsMixin, LoadsMixin, StandinMixin):
     """A fleet of ``n_hosts`` real hosts (namespaces + sshd); a context manager that removes it all.
 
     ``groups`` adds inventory groups (``{"web": ["h001", "h002"]}``) besides ``fleet``. ``dir`` is

@@ -193,12 +193,23 @@ def write_known_hosts(path: Path, hosts: Sequence[FleetHost]) -> None:
 # --- running sshd ---------------------------------------------------------------------------------------
 
 
+def standin_mounts(directory: Path) -> str:
+    """The shell text that makes a FreeBSD stand-in's mount namespace before its sshd starts: /proc
+    with only the processes' directories (no /proc/net: the probe takes its FreeBSD branch) and the
+    stand-in's tools over /usr/local/bin, first on sshd's default PATH (see bsdhost.py)."""
+    quoted = str(directory).replace("'", "'\\''")
+    return f"mount -t proc -o subset=pid proc /proc && mount --bind '{quoted}' /usr/local/bin && "
+
+
 def spawn_sshd(host: FleetHost) -> None:
     sshd = [SSHD, "-D", "-f", str(host.sshd_config_path), "-E", str(host.sshd_log_path)]
-    if host.hidden_tools:
+    if host.hidden_tools or host.standin_dir is not None:
         # A mount namespace of its own where each hidden program is /dev/null (not executable):
-        # the host's sessions find no such tool, as on a machine where it is not installed.
+        # the host's sessions find no such tool, as on a machine where it is not installed. A FreeBSD
+        # stand-in's has no /proc/net and FreeBSD's tools first on the PATH (see bsdhost.py).
         binds = "".join(f'mount --bind /dev/null "$(command -v {t})" && ' for t in host.hidden_tools)
+        if host.standin_dir is not None:
+            binds += standin_mounts(host.standin_dir)
         sshd = [
             "unshare",
             "--mount",
