@@ -23,10 +23,18 @@ The remote loop ends when the watch ends or the connection goes: on the way out 
 is sent SIGTERM (its trap ends its sleep at once) and its channel and connection are closed; if the
 connection drops instead, the loop dies of SIGPIPE at its next write (one round at most).
 
-Events (:class:`~fleetrst.measure.alarms.WatchEvent`: ``raised``, ``cleared``, ``lost``, ``back``) go to
-the ``on_event`` callback, on the event loop, as they happen; the latest state of every host is a
-:class:`~fleetrst.render.watch.HostView`, replaced whole at every change, so that another thread (the
-``/metrics`` server) can read :meth:`Watch.views` at any time without locks.
+With an investigator, an alarm raised starts the investigation over the host's own connection (at
+most ``investigations`` at once across the watch, and once per host per ``investigate_every_s``); when
+it finishes it is an ``investigated`` event (:class:`~fleetrst.render.watch.InvestigatedEvent`: the top
+cause, what triggered it, the whole investigation), and its cause shows on the host's row while the
+alarms last. An investigation that fails with an error of ours is an ``investigated`` event with that
+error; the watch goes on. One cut short by its connection's end (the host lost, the watch stopped)
+reports nothing.
+
+Events (:class:`~fleetrst.measure.alarms.WatchEvent`: ``raised``, ``cleared``, ``lost``, ``back``; and
+``investigated``) go to the ``on_event`` callback, on the event loop, as they happen; the latest state
+of every host is a :class:`~fleetrst.render.watch.HostView`, replaced whole at every change, so that
+another thread (the ``/metrics`` server) can read :meth:`Watch.views` at any time without locks.
 """
 
 from __future__ import annotations
@@ -44,7 +52,7 @@ from .measure.alarms import AlarmState, HostAlarms, WatchEvent, watched_counters
 from .measure.probe import MAX_WATCH_ROUNDS, ProbeParseError, WatchFrames, watch_command
 from .measure.rules import ThresholdError, effective_thresholds, parse_threshold_overrides
 from .model import Rates, Snapshot, Target, Threshold, Trip, Verdict
-from .render.watch import HostView
+from .render.watch import AnyEvent, HostView, InvestigatedEvent
 from .transport.base import (
     DEFAULT_MAX_LINE,
     CommandFailed,
@@ -58,7 +66,7 @@ from .units import seconds
 if TYPE_CHECKING:
     from .investigate.result import Investigation
 
-EventCallback = Callable[[WatchEvent], None]
+EventCallback = Callable[[AnyEvent], None]
 
 
 class Investigator(Protocol):
@@ -269,7 +277,7 @@ class Watch:
 
     # --- one host ---
 
-    def _emit(self, event: WatchEvent) -> None:
+    def _emit(self, event: AnyEvent) -> None:
         if self.on_event is not None:
             self.on_event(event)
 
@@ -412,11 +420,14 @@ class Watch:
         host.investigation = asyncio.create_task(self._investigate(host, host.session))
 
     async def _investigate(self, host: _Host, session: Session) -> None:
+        """Investigate ``host`` over ``session``; say what was found (or the error of ours that stopped
+        it) as an ``investigated`` event, and on the host's row while its alarms are raised."""
         assert self.investigator is not None
         view = host.view
         rates = view.rates
         if rates is None:
             return
+        triggers = view.raised
         tripped = tuple(
             Trip(
                 a.metric,
@@ -426,23 +437,28 @@ class Watch:
                 "spike" if a.rule == "spike" else "threshold",
                 a.baseline,
             )
-            for a in view.raised
+            for a in triggers
         )
+        target = host.target
         try:
             async with self._investigation_slots:
                 found = await self.investigator.investigate(
-                    session, host.target, rates, Verdict(view.level, tripped)
+                    session, target, rates, Verdict(view.level, tripped)
                 )
-        except Exception as exc:  # a bug of ours: said on this host's row, the watch goes on
-            text = f"investigated: internal error: {type(exc).__name__}: {exc}"
+        except Exception as exc:  # a bug of ours: said in its event and on this host's row; the watch goes on
+            event = InvestigatedEvent(
+                target.name,
+                self.clock(),
+                target.groups,
+                triggers,
+                error=f"internal error: {type(exc).__name__}: {exc}",
+            )
         else:
-            if found.causes:
-                text = f"{found.causes[0].cause}: {found.causes[0].summary}"
-            else:
-                text = "investigated: no cause found" + (f" ({found.unseen[0]})" if found.unseen else "")
+            event = InvestigatedEvent(target.name, self.clock(), target.groups, triggers, found)
         self.investigated += 1
         if host.view.level != "ok":
-            host.show(self.clock(), cause=text)
+            host.show(event.at, cause=event.text)
+        self._emit(event)
 
     def _lost(self, host: _Host, failure: TransportError) -> None:
         now = self.clock()

@@ -1,8 +1,9 @@
 """``fleetrst watch``: Netdata's reset alarms for a whole fleet, live, over one connection per host.
 
 On a terminal: a live full-screen table (``rich``) with keys to sort, filter and quit. Otherwise: one
-JSON line per event on stdout. Either way events go to the history database, and ``--listen`` serves
-``/metrics`` for Prometheus from a thread of its own. The engine is :mod:`fleetrst.watch`.
+JSON line per event on stdout (``investigated`` ones too: a raised alarm's investigation, finished).
+Either way events go to the history database, and ``--listen`` serves ``/metrics`` for Prometheus from
+a thread of its own. The engine is :mod:`fleetrst.watch`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from .context import Context
 
 if TYPE_CHECKING:
     from ..history.store import HistoryStore
-    from ..measure.alarms import WatchEvent
+    from ..render.watch import AnyEvent
     from ..watch import Watch
 
 DESCRIPTION = (
@@ -34,8 +35,9 @@ DESCRIPTION = (
     "prints its TCP counters every EVERY seconds (a shell loop; nothing is installed), judged with "
     "Netdata's reset alarms as they arrive; a raised alarm starts the investigation over the same "
     "connection. On a terminal: a live table, worst first (keys: s sort, / filter, p problems only, "
-    "q quit). Otherwise: one JSON line per event (raised, cleared, lost, back). Events are recorded "
-    "in the history database; --listen serves Prometheus metrics."
+    "q quit). Otherwise: one JSON line per event (raised, cleared, lost, back, and investigated: the "
+    "likely cause and the whole investigation). Events are recorded in the history database; "
+    "--listen serves Prometheus metrics."
 )
 EPILOG = (
     "Exit codes: a watch runs until Ctrl-C (exit 130), SIGTERM (143), q in the live view or the end of "
@@ -116,8 +118,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("auto", "never"),
         default="auto",
         help="auto (default): when one of a host's alarms is raised, run the runbook (socket states, "
-        "listeners, the processes behind the ports, context) over the host's own connection and show "
-        "the likely cause; never",
+        "listeners, the processes behind the ports, context) over the host's own connection, show the "
+        "likely cause and report it as an investigated event; never",
     )
     group.add_argument(
         "--investigate-every",
@@ -147,14 +149,14 @@ class _History:
     def __init__(self, store: HistoryStore, started: float) -> None:
         self.store = store
         self.started = started
-        self.pending: list[WatchEvent] = []
+        self.pending: list[AnyEvent] = []
         self.failed: str | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fleetrst-history")
 
-    def add(self, event: WatchEvent) -> None:
+    def add(self, event: AnyEvent) -> None:
         self.pending.append(event)
 
-    def _write(self, batch: list[WatchEvent]) -> None:
+    def _write(self, batch: list[AnyEvent]) -> None:
         import sqlite3
 
         try:
@@ -178,12 +180,12 @@ class _History:
         self.store.close()
 
 
-def _json_lines(out: TextIO, on_closed: Callable[[], None]) -> Callable[[WatchEvent], None]:
+def _json_lines(out: TextIO, on_closed: Callable[[], None]) -> Callable[[AnyEvent], None]:
     from ..render.watch import event_json
 
     closed = False
 
-    def write(event: WatchEvent) -> None:
+    def write(event: AnyEvent) -> None:
         nonlocal closed
         if closed:
             return
@@ -306,7 +308,7 @@ class _Keys:
         self.state = state
 
 
-async def _live(watch: Watch, recent: deque[WatchEvent], changed: asyncio.Event) -> None:
+async def _live(watch: Watch, recent: deque[AnyEvent], changed: asyncio.Event) -> None:
     """Draw the live view until the watch ends; the keys come from stdin, in cbreak mode."""
     from rich.console import Console
     from rich.live import Live
@@ -386,13 +388,13 @@ def run(args: argparse.Namespace, context: Context) -> int:
         crit=crit,
         investigate_every_s=args.investigate_every,
     )
-    recent: deque[WatchEvent] = deque(maxlen=5)
+    recent: deque[AnyEvent] = deque(maxlen=5)
     history = _History(store, time.time()) if store is not None else None
     watch: Watch | None = None
     changed = asyncio.Event()  # something to draw
     emit = _json_lines(sys.stdout, lambda: watch.stop(None) if watch is not None else None)
 
-    def on_event(event: WatchEvent) -> None:
+    def on_event(event: AnyEvent) -> None:
         recent.append(event)
         if history is not None:
             history.add(event)

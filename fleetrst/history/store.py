@@ -19,9 +19,10 @@ import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from .. import __version__
 from ..errors import UsageError
@@ -44,8 +45,8 @@ from . import counters as stored
 from .retention import ROLLUP_COLUMNS, Pruned, Retention, prune, rollup_from_values
 
 if TYPE_CHECKING:
-    from ..investigate.result import CauseResult
-    from ..measure.alarms import WatchEvent
+    from ..investigate.result import CauseResult, Investigation
+    from ..measure.alarms import AlarmState, WatchEvent
 
 RATE_COLUMNS = HEADLINE_RATES
 COUNT_COLUMNS = STATUSES
@@ -185,7 +186,40 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX namespace_results_by_name ON namespace_results (host, name, sweep_id);
     """,
+    # 5: fleetrst watch's investigated events: what the investigation found (what an audit keeps of
+    # one: each cause's name, summary, port and next step; never process command lines) and what
+    # started it. Its worst trigger fills metric ... rule, as a raised event's alarm does.
+    """
+    ALTER TABLE events ADD COLUMN cause TEXT;     -- investigated: the top cause's name; NULL: none found
+    ALTER TABLE events ADD COLUMN summary TEXT;   -- investigated: its summary, or no cause found (why)
+    ALTER TABLE events ADD COLUMN causes TEXT;    -- investigated: JSON list, as host_results.causes
+    ALTER TABLE events ADD COLUMN triggers TEXT;  -- investigated: JSON list of the alarms raised then
+    """,
 ]
+
+
+class InvestigatedEvent(Protocol):
+    """What :meth:`HistoryStore.record_events` reads of a watch's ``investigated`` event
+    (:class:`fleetrst.render.watch.InvestigatedEvent`, which this layer does not import)."""
+
+    @property
+    def event(self) -> Literal["investigated"]: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def at(self) -> float: ...
+    @property
+    def groups(self) -> tuple[str, ...]: ...
+    @property
+    def triggers(self) -> tuple[AlarmState, ...]: ...
+    @property
+    def investigation(self) -> Investigation | None: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def cause(self) -> str | None: ...
+    @property
+    def summary(self) -> str | None: ...
 
 
 class HistoryError(UsageError):
@@ -407,45 +441,27 @@ class HistoryStore:
             interval = (None, None, None, None, since.reason)
         return (*sample, *interval)
 
-    def record_events(self, events: Iterable[WatchEvent], watch_started_ts: float) -> int:
+    def record_events(self, events: Iterable[WatchEvent | InvestigatedEvent], watch_started_ts: float) -> int:
         """Store a watch's events (in one transaction); return how many."""
-        rows = [
-            (
-                e.at,
-                datetime.fromtimestamp(e.at, UTC).isoformat(timespec="milliseconds"),
-                e.event,
-                e.host,
-                json.dumps(list(e.groups)),
-                e.metric,
-                e.level,
-                e.previous,
-                e.value,
-                e.limit,
-                e.baseline,
-                e.rule,
-                e.error,
-                e.error_kind,
-                e.down_s,
-                watch_started_ts,
-                __version__,
-            )
-            for e in events
-        ]
+        rows = [(*_event_values(e), watch_started_ts, __version__) for e in events]
         if not rows:
             return 0
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            self._db.executemany(
-                "INSERT INTO events (ts, at, event, host, groups, metric, level, previous, value,"
-                " limit_value, baseline, rule, error, error_kind, down_s, watch_started_ts,"
-                " fleetrst_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+            self._db.executemany(EVENT_INSERT, rows)
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
         return len(rows)
+
+    def events(self, since_ts: float | None = None) -> list[RecordedEvent]:
+        """The recorded watch events since ``since_ts``, oldest first."""
+        query = f"SELECT {', '.join(RECORDED_EVENT_COLUMNS)} FROM events"
+        if since_ts is not None:
+            query += " WHERE ts >= ?"
+        cursor = self._db.execute(query + " ORDER BY ts, id", () if since_ts is None else (since_ts,))
+        return [_recorded_event(values) for values in cursor]
 
     # --- reading ---
 
@@ -698,6 +714,163 @@ def _cause_record(cause: CauseResult) -> dict[str, object]:
     stay out of the history.
     """
     return {"cause": cause.cause, "summary": cause.summary, "port": cause.port, "next_step": cause.next_step}
+
+
+EVENT_COLUMNS = (
+    "ts",
+    "at",
+    "event",
+    "host",
+    "groups",
+    "metric",
+    "level",
+    "previous",
+    "value",
+    "limit_value",
+    "baseline",
+    "rule",
+    "error",
+    "error_kind",
+    "down_s",
+    "cause",
+    "summary",
+    "causes",
+    "triggers",
+    "watch_started_ts",
+    "fleetrst_version",
+)
+RECORDED_EVENT_COLUMNS = EVENT_COLUMNS[:-2]
+EVENT_INSERT = (
+    f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
+)
+
+
+def _event_values(e: WatchEvent | InvestigatedEvent) -> tuple[Any, ...]:
+    """An event's values, in :data:`EVENT_COLUMNS` order up to ``watch_started_ts``."""
+    when = (e.at, datetime.fromtimestamp(e.at, UTC).isoformat(timespec="milliseconds"), e.event, e.host)
+    groups = json.dumps(list(e.groups))
+    if e.event != "investigated":
+        return (
+            *when,
+            groups,
+            e.metric,
+            e.level,
+            e.previous,
+            e.value,
+            e.limit,
+            e.baseline,
+            e.rule,
+            e.error,
+            e.error_kind,
+            e.down_s,
+            None,
+            None,
+            None,
+            None,
+        )
+    worst = e.triggers[0] if e.triggers else None
+    found = e.investigation
+    return (
+        *when,
+        groups,
+        worst.metric if worst else None,
+        worst.level if worst else None,
+        None,
+        worst.value if worst else None,
+        worst.limit if worst else None,
+        worst.baseline if worst else None,
+        worst.rule if worst else None,
+        e.error,
+        "internal" if e.error is not None else None,
+        None,
+        e.cause,
+        e.summary,
+        None if found is None else json.dumps([_cause_record(c) for c in found.causes]),
+        json.dumps(
+            [
+                {
+                    "metric": a.metric,
+                    "level": a.level,
+                    "value": round(a.value, 3),
+                    "limit": a.limit,
+                    "rule": a.rule,
+                    "baseline": a.baseline,
+                }
+                for a in e.triggers
+            ]
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """One of a watch's events as the history has it (``at``: ISO 8601 UTC; ``causes``: each cause's
+    name, summary, port and next step; ``triggers``: the alarms an investigation was started by)."""
+
+    ts: float
+    at: str
+    event: str
+    host: str
+    groups: tuple[str, ...]
+    metric: str | None
+    level: str | None
+    previous: str | None
+    value: float | None
+    limit: float | None
+    baseline: float | None
+    rule: str | None
+    error: str | None
+    error_kind: str | None
+    down_s: float | None
+    cause: str | None
+    summary: str | None
+    causes: tuple[dict[str, Any], ...]
+    triggers: tuple[dict[str, Any], ...]
+
+    def describe(self) -> str:
+        """One line: ``2026-11-29T14:41:42.731+00:00 investigated h002: closed_port: ...``. Its text
+        came from the hosts (names, errors, summaries): clean it (``render.text.clean``) for a terminal."""
+        head = f"{self.at} {self.event} {self.host}"
+        if self.event == "investigated":
+            if self.error is not None:
+                return f"{head}: {self.error}"
+            what = f"{self.cause}: {self.summary}" if self.cause else (self.summary or "no cause found")
+            started = ", ".join(str(t.get("metric")) for t in self.triggers)
+            return f"{head}: {what}" + (f" (raised: {started})" if started else "")
+        if self.event in ("raised", "cleared"):
+            value = f" {self.value:.1f}/s" if self.value is not None else ""
+            limit = f" (limit {self.limit:g})" if self.limit is not None else ""
+            level = f" {self.level}" if self.event == "raised" and self.level else ""
+            return f"{self.at} {self.event}{level} {self.host} {self.metric}{value}{limit}"
+        if self.event == "lost":
+            return f"{head}: {self.error or ''}"
+        return head + (f" after {self.down_s:.1f}s" if self.down_s is not None else "")
+
+
+def _recorded_event(values: Sequence[Any]) -> RecordedEvent:
+    ts, at, event, host, groups, metric, level, previous, value, limit, baseline, rule = values[:12]
+    error, error_kind, down_s, cause, summary, causes, triggers = values[12:]
+    return RecordedEvent(
+        ts,
+        at,
+        event,
+        host,
+        tuple(json.loads(groups)),
+        metric,
+        level,
+        previous,
+        value,
+        limit,
+        baseline,
+        rule,
+        error,
+        error_kind,
+        down_s,
+        cause,
+        summary,
+        tuple(json.loads(causes)) if causes else (),
+        tuple(json.loads(triggers)) if triggers else (),
+    )
 
 
 def _cause_name(record: object) -> str:

@@ -1,8 +1,9 @@
 """What ``fleetrst watch`` shows: the event line, the live table and the Prometheus families. Pure.
 
-- :func:`event_json`: one JSON object a line per event (``raised``, ``cleared``, ``lost``, ``back``),
-  every key always there (``null`` when it does not apply), so that ``jq`` and log shippers need no
-  special cases.
+- :func:`event_json`: one JSON object a line per event (``raised``, ``cleared``, ``lost``, ``back``,
+  ``investigated``), every key always there (``null`` when it does not apply), so that ``jq`` and log
+  shippers need no special cases. An ``investigated`` line carries the investigation as ``fleetrst
+  investigate -o json`` gives it for one host (:func:`~.schema.investigation_json`).
 - :func:`live_view`: the live full-screen view as a ``rich`` renderable (built here, drawn by the
   command layer): worst first, fleet totals, hosts lost, recent events, changes highlighted.
 - :func:`metric_families`: every watched host's counters under node_exporter's names, fleetrst's rates
@@ -21,7 +22,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -31,9 +32,15 @@ from ..measure.alarms import WATCHED_TCP, WATCHED_TCPEXT, AlarmState, WatchEvent
 from ..measure.counters import NAMED_RATES
 from ..model import HEADLINE_RATES, Level, Rates, Snapshot
 from ..units import seconds
+from .schema import investigation_json
 from .text import TABLE_RATES, TOTAL_RATES, clean
 
-EVENT_SCHEMA = 1  # the "v" of every event line; bumped when a key changes meaning or goes away
+if TYPE_CHECKING:
+    from ..investigate.result import Investigation
+
+# The "v" of every event line; bumped when a key changes meaning or goes away (not when one is added:
+# cause, summary, triggers and investigation came with the investigated event, in version 1).
+EVENT_SCHEMA = 1
 
 HostState = Literal["connecting", "up", "lost", "error"]
 # What the table's STATE column says, worst first: the order of "worst" and of the exit code.
@@ -72,6 +79,52 @@ class HostView:
 # --- events -------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class InvestigatedEvent:
+    """A host's investigation finished: started by one of its alarms raised, run over the host's own
+    connection (:mod:`fleetrst.watch`). ``triggers``: the host's alarms that were raised when it
+    started, worst first. ``investigation``: what it found; None when it failed with an error of ours
+    (``error`` says which: a host's own trouble is a finding, in the investigation). ``at``: controller
+    time, when it finished."""
+
+    host: str
+    at: float
+    groups: tuple[str, ...]
+    triggers: tuple[AlarmState, ...]
+    investigation: Investigation | None = None
+    error: str | None = None
+    event: Literal["investigated"] = "investigated"
+
+    @property
+    def cause(self) -> str | None:
+        """The top cause's name (``closed_port``, ...); None when none was found or it failed."""
+        found = self.investigation
+        return found.causes[0].cause if found is not None and found.causes else None
+
+    @property
+    def summary(self) -> str | None:
+        """The top cause's summary, or ``no cause found`` and the first thing it could not see (why);
+        None when it failed."""
+        found = self.investigation
+        if found is None:
+            return None
+        if found.causes:
+            return found.causes[0].summary
+        return "no cause found" + (f" ({found.unseen[0]})" if found.unseen else "")
+
+    @property
+    def text(self) -> str:
+        """One line: ``closed_port: ...``, ``investigated: no cause found (...)``, or
+        ``investigated: internal error: ...`` (the live table's CAUSE column)."""
+        if self.cause is not None:
+            return f"{self.cause}: {self.summary}"
+        return f"investigated: {self.error if self.investigation is None else self.summary}"
+
+
+# Everything a watch reports: its hosts' alarms and connections, and its investigations.
+AnyEvent: TypeAlias = WatchEvent | InvestigatedEvent
+
+
 def iso_time(at: float) -> str:
     """Unix seconds as ISO 8601 UTC with milliseconds: ``2026-11-29T13:40:28.123Z``."""
     return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -83,8 +136,46 @@ def _number(value: float | None) -> float | None:
     return round(value, 3)
 
 
-def event_record(event: WatchEvent) -> dict[str, object]:
-    """The event as the JSON line's object (also what ``--no-history`` users can rebuild from it)."""
+def _trigger(alarm: AlarmState) -> dict[str, object]:
+    return {
+        "metric": alarm.metric,
+        "level": alarm.level,
+        "value": _number(alarm.value),
+        "limit": _number(alarm.limit),
+        "baseline": _number(alarm.baseline),
+        "rule": alarm.rule,
+    }
+
+
+def event_record(event: AnyEvent) -> dict[str, object]:
+    """The event as the JSON line's object (also what ``--no-history`` users can rebuild from it).
+
+    An ``investigated`` event's ``metric`` ... ``rule`` are those of its worst trigger (``triggers``
+    has them all); ``cause``, ``summary``, ``triggers`` and ``investigation`` are null on every other
+    event."""
+    if event.event == "investigated":
+        worst = event.triggers[0] if event.triggers else None
+        return {
+            "v": EVENT_SCHEMA,
+            "event": event.event,
+            "time": iso_time(event.at),
+            "host": event.host,
+            "groups": list(event.groups),
+            "metric": worst.metric if worst else None,
+            "level": worst.level if worst else None,
+            "previous": None,
+            "value": _number(worst.value) if worst else None,
+            "limit": _number(worst.limit) if worst else None,
+            "baseline": _number(worst.baseline) if worst else None,
+            "rule": worst.rule if worst else None,
+            "error": event.error,
+            "error_kind": "internal" if event.error is not None else None,
+            "down_s": None,
+            "cause": event.cause,
+            "summary": event.summary,
+            "triggers": [_trigger(a) for a in event.triggers],
+            "investigation": None if event.investigation is None else investigation_json(event.investigation),
+        }
     return {
         "v": EVENT_SCHEMA,
         "event": event.event,
@@ -101,18 +192,24 @@ def event_record(event: WatchEvent) -> dict[str, object]:
         "error": event.error,
         "error_kind": event.error_kind,
         "down_s": _number(event.down_s),
+        "cause": None,
+        "summary": None,
+        "triggers": None,
+        "investigation": None,
     }
 
 
-def event_json(event: WatchEvent) -> str:
+def event_json(event: AnyEvent) -> str:
     """One line of JSON, no newline: ``{"v": 1, "event": "raised", "time": ..., "host": ..., ...}``."""
     return json.dumps(event_record(event), separators=(", ", ": "))
 
 
-def event_text(event: WatchEvent) -> str:
+def event_text(event: AnyEvent) -> str:
     """One short line for the live view's event list."""
     when = time.strftime("%H:%M:%S", time.localtime(event.at))
     host = clean(event.host)
+    if event.event == "investigated":
+        return f"{when} investigated {host}: {clean(event.text.removeprefix('investigated: '))}"
     if event.event in ("raised", "cleared"):
         level = f" {event.level}" if event.event == "raised" else ""
         limit = f" (limit {event.limit:g})" if event.limit is not None else ""
@@ -220,7 +317,7 @@ class LiveFrame:
     every_s: float
     started: float
     state: ViewState = field(default_factory=ViewState)
-    events: Sequence[WatchEvent] = ()  # the latest, oldest first
+    events: Sequence[AnyEvent] = ()  # the latest, oldest first
     height: int = 40  # the terminal's lines
     highlight_s: float = 0.0  # rows that changed this recently are highlighted (0: 2 rounds)
 
@@ -288,12 +385,19 @@ def live_view(frame: LiveFrame) -> RenderableType:
     parts: list[RenderableType] = [summary, total_line, Text(""), table]
     if recent:
         parts.append(Text(""))
-        parts += [Text(event_text(e), style=_STYLE.get(_event_status(e), "")) for e in recent]
+        parts += [  # one line each, as the room for the table counts them
+            Text(event_text(e), style=_STYLE.get(_event_status(e), ""), no_wrap=True, overflow="ellipsis")
+            for e in recent
+        ]
     parts.append(keys)
     return Group(*parts)
 
 
-def _event_status(event: WatchEvent) -> str:
+def _event_status(event: AnyEvent) -> str:
+    if event.event == "investigated":
+        if event.investigation is None:
+            return "error"
+        return event.triggers[0].level if event.triggers else "ok"
     if event.event == "raised":
         return event.level or "warning"
     return {"lost": "lost", "back": "ok", "cleared": "ok"}[event.event]

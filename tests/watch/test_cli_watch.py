@@ -111,10 +111,11 @@ while time.monotonic() < end:
 )
 def test_a_whole_watch_of_this_machine_in_a_namespace_of_its_own(tmp_path: Path) -> None:
     """No inventory: the watch watches this machine over the local connection. Inside a new network
-    namespace its counters are its own: quiet, then a storm of refused connects after 1.5 s."""
+    namespace its counters are its own: quiet, then a storm of refused connects after 1.5 s, raised
+    and investigated."""
     db = tmp_path / "history.sqlite"
     watch = (
-        f"{sys.executable} -m fleetrst.cli watch --every 0.5s --duration 4s --crit resets_sent=20 "
+        f"{sys.executable} -m fleetrst.cli watch --every 0.5s --duration 5s --crit resets_sent=20 "
         f"--crit resets_received=20 --db {db}"
     )
     script = f"ip link set lo up && ( sleep 1.5; {sys.executable} -c '{STORM}' ) & exec {watch}"
@@ -126,7 +127,15 @@ def test_a_whole_watch_of_this_machine_in_a_namespace_of_its_own(tmp_path: Path)
     assert {(e["event"], e["host"], e["metric"], e["level"]) for e in events} == {
         ("raised", "localhost", "resets_sent", "critical"),
         ("raised", "localhost", "resets_received", "critical"),
+        ("investigated", "localhost", "resets_received", "critical"),  # the worst of what raised it
     }
+    # The raised alarms were investigated over the same (local) connection: the storm's closed port.
+    [found] = [e for e in events if e["event"] == "investigated"]
+    assert (found["cause"], found["error"]) == ("closed_port", None), found
+    assert {t["metric"] for t in found["triggers"]} == {"resets_sent", "resets_received"}
+    assert found["investigation"]["causes"][0]["cause"] == "closed_port"
     with sqlite3.connect(db) as history:
-        recorded = history.execute("SELECT event, host, metric FROM events ORDER BY ts").fetchall()
-    assert sorted(recorded) == sorted((e["event"], e["host"], e["metric"]) for e in events)
+        recorded = history.execute("SELECT event, host, metric, cause FROM events ORDER BY ts").fetchall()
+    assert sorted(recorded, key=str) == sorted(
+        ((e["event"], e["host"], e["metric"], e["cause"]) for e in events), key=str
+    )

@@ -100,6 +100,10 @@ def test_an_event_is_one_json_line_with_every_key_whatever_the_event() -> None:
         "error": None,
         "error_kind": None,
         "down_s": None,
+        "cause": None,
+        "summary": None,
+        "triggers": None,
+        "investigation": None,
     }
     assert docs[1]["error_kind"] == "refused" and docs[1]["metric"] is None
     assert docs[2]["down_s"] == 12.04

@@ -344,6 +344,30 @@ def test_prometheus_scrapes_node_exporter_names_and_promql_names_the_storming_ho
 def test_the_raised_alarm_was_investigated_over_the_same_connection(scenario: Scenario) -> None:
     [cause] = scenario.causes
     assert 'host="h002"' in cause and 'cause="closed_port"' in cause, cause
+    # ... and reported as an event: once (--investigate-every 10m), on the storming host only
+    [found] = scenario.watcher.named("investigated")
+    lines = (json.dumps(e, separators=(", ", ": ")) for e in scenario.watcher.events)
+    print("\n" + "\n".join(lines))  # the JSON lines the README shows
+    assert found["host"] == "h002" and found["groups"] == ["fleet", "web"]
+    assert (found["cause"], found["error"], found["error_kind"]) == ("closed_port", None, None)
+    investigation = found["investigation"]
+    assert investigation["version"] == 1 and investigation["causes"][0]["cause"] == "closed_port"
+    assert found["summary"] == investigation["causes"][0]["summary"]
+    triggers = found["triggers"]
+    assert triggers and {t["metric"] for t in triggers} <= {"resets_sent", "resets_received"}
+    assert all(t["level"] == "critical" and t["limit"] == LIMIT and t["value"] > LIMIT for t in triggers)
+    assert (found["metric"], found["level"]) == (triggers[0]["metric"], "critical")
+    raised = scenario.watcher.named("raised", "h002")
+    assert min(_at(e) for e in raised) <= _at(found) < min(_at(e) for e in scenario.watcher.named("cleared"))
+
+
+def test_every_event_line_has_every_key(scenario: Scenario) -> None:
+    keys = {tuple(event) for event in scenario.watcher.events}
+    assert len(keys) == 1, keys
+    [line] = keys
+    assert line[-4:] == ("cause", "summary", "triggers", "investigation")
+    kinds = {e["event"] for e in scenario.watcher.events}
+    assert kinds == {"raised", "investigated", "cleared", "lost", "back"}
 
 
 def test_ctrl_c_exits_130_promptly_and_leaves_nothing_running_on_any_host(scenario: Scenario) -> None:
@@ -354,9 +378,15 @@ def test_ctrl_c_exits_130_promptly_and_leaves_nothing_running_on_any_host(scenar
 
 def test_the_events_are_in_the_history(scenario: Scenario) -> None:
     with sqlite3.connect(scenario.db) as db:
-        rows = db.execute("SELECT event, host, metric, level, limit_value FROM events ORDER BY ts").fetchall()
-    streamed = [(e["event"], e["host"], e["metric"], e["level"], e["limit"]) for e in scenario.watcher.events]
+        rows = db.execute(
+            "SELECT event, host, metric, level, limit_value, cause, summary FROM events ORDER BY ts"
+        ).fetchall()
+    streamed = [
+        (e["event"], e["host"], e["metric"], e["level"], e["limit"], e["cause"], e["summary"])
+        for e in scenario.watcher.events
+    ]
     assert rows == streamed
+    assert any(row[0] == "investigated" and row[5] == "closed_port" for row in rows)
 
 
 def test_a_watch_killed_outright_leaves_no_remote_loop_behind(fleet: TestFleet) -> None:
