@@ -29,7 +29,10 @@ COMMANDS: tuple[Command, ...] = (
         "run the full troubleshooting runbook (capture included) on the selected hosts",
     ),
     Command(
-        "history", "history", "per-host trends from recorded sweeps: min, median, max, last, audits tripped"
+        "history",
+        "history",
+        "per-host trends from recorded sweeps: min, median, max, last, audits tripped "
+        "(--events: what the watch recorded)",
     ),
     Command("report", "report", "top offenders, new offenders since the previous audit, recovered hosts"),
     Command("config", "config", "show the effective settings and where each came from"),
