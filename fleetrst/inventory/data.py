@@ -99,6 +99,7 @@ class InventoryBuilder:
         self.groups: dict[str, _GroupDraft] = {}
         self.hosts: dict[str, _HostDraft] = {}
         self.localhost: str | None = None
+        self.same_names: dict[str, None] = {}  # hosts whose variables went to a group of their name
         for name in ("all", "ungrouped"):
             self.add_group(name)
         self.add_child("all", "ungrouped")
@@ -138,6 +139,12 @@ class InventoryBuilder:
             self.groups[group].vars[key] = value
 
     def set_host_var(self, host: str, key: Any, value: Any) -> None:
+        if host in self.groups:
+            # As Ansible's InventoryData.set_variable: a name that is already a group's takes the
+            # variable as the group's (for all its hosts); a port given with the host stays its own.
+            self.set_group_var(host, key, value)
+            self.same_names[host] = None
+            return
         self.hosts[host].vars[key] = value
 
     def set_range_vars(self, hosts: list[str], variables: Mapping[Any, Any]) -> None:
@@ -168,6 +175,14 @@ class InventoryBuilder:
             if name != "all" and not draft.parents:
                 self.add_child("all", name)
         ungrouped = self.groups["ungrouped"]
+        # Where Ansible would lose or misplace data without a word, refuse (as for the rest: loudly).
+        nested = [p for p in ungrouped.parents if p != "all"]
+        if nested and ungrouped.hosts:
+            lost = ", ".join(list(ungrouped.hosts)[:5]) + ("..." if len(ungrouped.hosts) > 5 else "")
+            raise BuildError(
+                f"group 'ungrouped' is a child of {nested[0]!r}: Ansible then drops its hosts ({lost}) "
+                "from the inventory without a word; list them under 'all' or a group of their own"
+            )
         for name, host in self.hosts.items():
             if "ungrouped" in host.groups:
                 if set(host.groups) - {"all", "ungrouped"}:

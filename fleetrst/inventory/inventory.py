@@ -56,9 +56,15 @@ def load_inventory(sources: Sequence[str], options: LoadOptions | None = None) -
     try:
         builder.reconcile()
     except BuildError as exc:
-        raise InventoryError(str(exc)) from None
+        raise InventoryError(f"{', '.join(sources)}: {exc}") from None
     groups, hosts = builder.freeze()
-    return Inventory(list(sources), groups, hosts, builder.localhost, loader.warnings)
+    warnings = list(loader.warnings)
+    warnings += [
+        f"host {name!r} has the name of a group: its variables were set on the group, for all the "
+        "group's hosts (as Ansible does)"
+        for name in builder.same_names
+    ]
+    return Inventory(list(sources), groups, hosts, builder.localhost, warnings)
 
 
 class Inventory:

@@ -29,6 +29,8 @@
 9. `ProxyCommand` runs without a shell (OpenSSH hands it to `$SHELL -c`): it is split like a shell
    line and `~` is expanded, but `$VAR`, pipes and `;` are not interpreted (write `sh -c '...'` for
    them); a host address or user put into it through `%h`/`%r` must be a plain name.
+10. Hosts under an ``ungrouped`` made a child of another group are an error: Ansible drops them from its
+   inventory without a word (found by tests/inventory/test_fuzz.py's property against ansible-core).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ import pytest
 from fleetrst.inventory import InventoryError, LoadOptions, load_inventory
 
 from .conftest import ansible_inventory, corpus
+from .test_fuzz import ansible_reads
 
 
 def _write(tmp_path: Path, name: str, text: str) -> str:
@@ -177,3 +180,19 @@ def test_9_proxy_command_runs_without_a_shell(tmp_path: Path) -> None:
     [a] = inv.targets(["a"], ConnectionDefaults())
     home = os.path.expanduser("~")
     assert a.connection.proxy_command == ("ssh", "-W", "10.0.0.5:22", f"{home}/x", "$HOME|cat")
+
+
+def test_10_hosts_of_a_nested_ungrouped_are_refused_where_ansible_loses_them(tmp_path: Path) -> None:
+    """Found by test_fuzz.py's property. A host listed under an 'ungrouped' made a child of another group
+    vanishes from Ansible's inventory (reconcile_inventory drops it from ungrouped and it is in no
+    other group), silently; fleetrst refuses such an inventory, naming the file and the hosts."""
+    path = tmp_path / "nested-ungrouped.yml"
+    path.write_text("web:\n  children:\n    ungrouped:\n      hosts:\n        h1:\n")
+    parsed, ansible_hostvars, ansible_groups = ansible_reads(path)
+    assert parsed and ansible_hostvars == {} and ansible_groups["ungrouped"] == set()
+    with pytest.raises(InventoryError) as caught:
+        load_inventory([str(path)])
+    assert str(caught.value) == (
+        f"{path}: group 'ungrouped' is a child of 'web': Ansible then drops its hosts (h1) from the "
+        "inventory without a word; list them under 'all' or a group of their own"
+    )
