@@ -10,9 +10,12 @@ on this machine. The server's own CPU shares the machine's cores with the client
 fleet's sshds do.
 
 Memory per host is the peak RSS of the tool's process tree above the same tool sweeping one host (one
-per worker process), divided by the hosts: it is memory per host *in flight* only when every host is
-in flight at the peak, that is when the window is longer than the handshake queue (say --window 60 for
-3,000 hosts here); with a short window, the first hosts are done before the last connect.
+per worker process, so that the base has as many processes as the sweep: ``fleetrst``'s default
+starts one worker per core from 500 hosts on, and a worker's own ~45 MB is not a host's), divided by
+the hosts: it is memory per host *in flight* only when every host is in flight at the peak, that is
+when the window is longer than the handshake queue (say --window 60 for 3,000 hosts here); with a
+short window, the first hosts are done before the last connect. ``benchmarks/bench_memory.py`` says
+where it goes.
 
     python benchmarks/bench_standin.py --hosts 10000 --window 5 --servers 2
     python benchmarks/bench_standin.py --hosts 2000 --tools fleetrst-procs1,fleetrst-procs2
@@ -174,13 +177,22 @@ def main() -> int:
         sweep += ["--window", w, "--timeout", "60", "--no-history", "--investigate", "never"]
         floor = [py, str(HERE / "floor_asyncssh.py"), "--user", "bench", "--key", str(work / "id_ed25519")]
         floor += ["--known-hosts", str(known), "--window", w, "--port", str(port)]
+        from fleetrst.scale import default_procs
+
+        default = default_procs(args.hosts)
+        names = [f"s{i:05d}" for i in range(args.hosts)]
         commands = {
             "floor": (
                 [*floor, "--hosts-file", str(work / "hosts")],
                 [*floor, "--hosts-file", str(work / "one-host")],
                 1,
             ),
-            "fleetrst": (sweep, [*sweep, "-l", f"s{args.hosts - 1:05d}"], 1),
+            # The default: one process under 500 hosts, else one per core; its base the same.
+            "fleetrst": (
+                sweep,
+                [*sweep, "--procs", str(default), "-l", ",".join(names[-default:])],
+                default,
+            ),
             "fleetrst-procs1": (
                 [*sweep, "--procs", "1"],
                 [*sweep, "--procs", "1", "-l", f"s{args.hosts - 1:05d}"],

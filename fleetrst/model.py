@@ -5,9 +5,11 @@ Everything here is plain data: frozen dataclasses with no I/O. Every other modul
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import sys
+from array import array
+from collections.abc import ItemsView, Iterable, Iterator, Mapping, Sequence, ValuesView
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from .errors import EXIT_CRITICAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNKNOWN, EXIT_WARNING
 
@@ -66,10 +68,208 @@ class Target:
 
 # --- what the kernel told us ------------------------------------------------------------------------
 
+# A sweep keeps every host's result until its report: its last sample's ~150 counters and its ~160
+# rates. As dicts they cost ~20 KB a host (a hash table, a float or int object a value, and the
+# host's own copy of every counter name); packed, ~3 KB: the names once per kernel layout, shared by
+# every host with that layout, and the values in an array of machine numbers.
+
+_V = TypeVar("_V", int, float)
+
+_NAMES_KEPT = 256  # distinct layouts remembered (a fleet has a handful: one per kernel version)
+
+
+class NameIndex:
+    """Names in order with their positions: one kernel layout's, shared by every mapping over it.
+
+    Get one with :func:`names_of`, which hands back the one already made for the same names (and
+    pickles as that call: a receiving process shares its own).
+    """
+
+    __slots__ = ("index", "names")
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = names
+        self.index = {name: position for position, name in enumerate(names)}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return names_of, (self.names,)
+
+    def __repr__(self) -> str:
+        return f"names_of({self.names!r})"
+
+
+_names: dict[tuple[str, ...], NameIndex] = {}
+
+
+def names_of(names: Iterable[str]) -> NameIndex:
+    """The shared :class:`NameIndex` of ``names`` (made, its names interned, the first time they are seen)."""
+    key = names if isinstance(names, tuple) else tuple(names)
+    found = _names.get(key)
+    if found is None:
+        if len(set(key)) != len(key):
+            raise ValueError("duplicate names")
+        if len(_names) >= _NAMES_KEPT:  # not a fleet's layouts: some host's garbage; start afresh
+            _names.clear()
+        key = tuple(sys.intern(name) for name in key)
+        found = _names[key] = NameIndex(key)
+    return found
+
+
+def _int_range(code: str) -> tuple[str, int, int]:
+    bits = 8 * array(code).itemsize
+    return (code, 0, 2**bits - 1) if code.isupper() else (code, -(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+
+
+# Integer arrays, narrowest first (unsigned, then signed), with the least and most each holds.
+_INT_CODES: tuple[tuple[str, int, int], ...] = tuple(
+    map(_int_range, ("B", "H", "I", "Q", "b", "h", "i", "q"))
+)
+
+
+def packed_ints(values: Sequence[int]) -> Sequence[int]:
+    """Integers as the narrowest array that holds them all (a 0 to 255 a byte, a 64-bit counter 8);
+    a tuple for integers no array holds (a value past 2**63 beside a negative one)."""
+    if not values:
+        return array("B")
+    low, high = min(values), max(values)
+    for code, least, most in _INT_CODES:
+        if least <= low and high <= most:
+            return array(code, values)
+    return tuple(values)
+
+
+class Packed(Mapping[str, _V]):
+    """A read-only mapping of names to numbers, packed: shared :class:`NameIndex` and an array of values.
+
+    It behaves as the dict it replaces: iteration in the order the names were given, ``in``, ``get``,
+    ``items()``, equality with any mapping of the same items (a dict included), ``repr`` as the dict's;
+    it pickles as its names (shared within one pickle, and again in the process that reads it) and
+    the array's bytes.
+    """
+
+    __slots__ = ("_names", "_values")
+
+    def __init__(self, names: NameIndex, values: Sequence[Any]) -> None:
+        if len(values) != len(names.names):
+            raise ValueError(f"{len(values)} values for {len(names.names)} names")
+        self._names = names
+        self._values = values
+
+    @staticmethod
+    def of_ints(items: Mapping[str, int]) -> Packed[int]:
+        """``items`` packed, in their order, in the narrowest array that holds them."""
+        return Packed(names_of(tuple(items)), packed_ints(tuple(items.values())))
+
+    def _value(self, position: int) -> _V:
+        return self._values[position]  # type: ignore[no-any-return]
+
+    def _iter_values(self) -> Iterator[_V]:
+        return iter(self._values)
+
+    def __getitem__(self, key: str) -> _V:
+        return self._value(self._names.index[key])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names.names)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._names.index
+
+    @overload
+    def get(self, key: str, /) -> _V | None: ...
+    @overload
+    def get(self, key: str, default: _V, /) -> _V: ...
+    @overload
+    def get(self, key: str, default: Any, /) -> Any: ...
+    def get(self, key: str, default: Any = None, /) -> Any:
+        position = self._names.index.get(key)
+        return default if position is None else self._value(position)
+
+    def items(self) -> ItemsView[str, _V]:
+        return _PackedItems(self)
+
+    def values(self) -> ValuesView[_V]:
+        return _PackedValues(self)
+
+    def _same_packing(self, other: Packed[Any]) -> bool:
+        return (
+            type(other) is type(self)
+            and other._names is self._names
+            and isinstance(self._values, array)
+            and isinstance(other._values, array)
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Packed) and self._same_packing(other):
+            return self._values == other._values
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return len(self) == len(other) and dict(self.items()) == dict(other.items())
+
+    __hash__ = None  # type: ignore[assignment]  # as a dict's
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self._names, self._values)
+
+
+class PackedRates(Packed[float]):
+    """Per-second rates packed as what each counter counted over one interval: integers, in the
+    narrowest array that holds them (a window's counts fit in 2 or 4 bytes where a double takes 8).
+    A rate is ``count / interval_s``, computed when read: the very division that made it, so the same
+    float to the last bit."""
+
+    __slots__ = ("_interval",)
+
+    def __init__(self, names: NameIndex, counts: Sequence[int], interval_s: float) -> None:
+        super().__init__(names, counts)
+        self._interval = interval_s
+
+    @staticmethod
+    def of_counts(counts: Mapping[str, int], interval_s: float) -> PackedRates:
+        """The rates of ``counts`` (by name, in order) over ``interval_s`` seconds."""
+        return PackedRates(names_of(tuple(counts)), packed_ints(tuple(counts.values())), interval_s)
+
+    def _value(self, position: int) -> float:
+        return self._values[position] / self._interval  # type: ignore[no-any-return]
+
+    def _iter_values(self) -> Iterator[float]:
+        return map(self._interval.__rtruediv__, self._values)  # count / interval, each
+
+    def _same_packing(self, other: Packed[Any]) -> bool:
+        return super()._same_packing(other) and other._interval == self._interval  # type: ignore[attr-defined]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return PackedRates, (self._names, self._values, self._interval)
+
+
+class _PackedItems(ItemsView[str, _V]):
+    _mapping: Packed[_V]
+
+    def __iter__(self) -> Iterator[tuple[str, _V]]:
+        packed = self._mapping
+        return zip(packed._names.names, packed._iter_values(), strict=True)
+
+
+class _PackedValues(ValuesView[_V]):
+    _mapping: Packed[_V]
+
+    def __iter__(self) -> Iterator[_V]:
+        return self._mapping._iter_values()
+
 
 @dataclass(frozen=True)
 class Snapshot:
-    """One reading of a host's TCP counters (one network namespace), as the kernel printed them."""
+    """One reading of a host's TCP counters (one network namespace), as the kernel printed them.
+
+    The counters are dicts as parsed; a sweep keeps a result's last sample packed
+    (:func:`fleetrst.measure.counters.packed_snapshot`): the same mapping, in less memory.
+    """
 
     tcp: Mapping[str, int]  # /proc/net/snmp, the "Tcp:" line, by name
     tcpext: Mapping[str, int]  # /proc/net/netstat, the "TcpExt:" line, by name
@@ -89,7 +289,9 @@ class Rates:
     ``TCPAbortOnData``, ...) and the named rates (``resets_received``, ``resets_sent``, ...).
     ``gauges`` holds values that are levels, not counters (``CurrEstab``, ``MaxConn``, ...), as read in
     the second snapshot. ``wrapped`` names counters whose decrease was taken as a wrap, ``reset`` those
-    whose decrease was too large to be a wrap (rate 0).
+    whose decrease was too large to be a wrap (rate 0). :func:`~fleetrst.measure.counters.measure_rates`
+    gives them packed (:class:`PackedRates`, :class:`Packed`): a sweep keeps every host's until its
+    report.
     """
 
     interval_s: float

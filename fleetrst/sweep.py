@@ -30,9 +30,10 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from .measure.counters import RebootedError, measure_rates
+from .measure.counters import RebootedError, measure_rates, packed_snapshot
 from .measure.namespaces import NamespaceJudge, become_user_for, namespace_judge
 from .measure.probe import ProbeParseError, parse_probe_output, probe_command
 from .measure.rules import ThresholdError, effective_thresholds, judge, parse_threshold_overrides
@@ -131,9 +132,11 @@ class _HostPhase:
 
 FILES_PER_HOST = 3  # a socket, and room for the paramiko pool's or a jump host's extra ones
 FILES_SPARE = 256  # the interpreter, libraries, known_hosts, output
-# Client memory a host in flight may take, for the bound on hosts in flight: measured at ~75 KB (its
-# connection and channel, ~27 KB, and its result, ~22 KB, with the parse in between; docs/SCALING.md),
-# taken at about twice that, and the sweep keeps to half of the memory available.
+# Client memory a host in flight may take, for the bound on hosts in flight: measured at ~41 KB at the
+# peak on the stand-in (its connection and channel, ~36 KB, asyncssh's own, and its packed result,
+# ~2-3 KB; ~50 KB in one process while -o json is rendered; docs/SCALING.md), taken at three to four
+# times that (a real host's first sample also waits in its buffer through the window), and the sweep
+# keeps to half of the memory available.
 MEMORY_PER_HOST = 160 * 1024
 
 
@@ -229,13 +232,27 @@ class Sweep:
         # assumes too: wrapping in "sh -c" for csh/fish would cost every host an extra exec.
         self._command = probe_command(options.window_s, options.baseline_s)
         self._container_commands: dict[str | None, str] = {}
+        self._thresholds = MappingProxyType(effective_thresholds(None, options.warn, options.crit))
 
     async def run(
         self, targets: Sequence[Target], on_result: ResultCallback | None = None
     ) -> list[HostResult]:
         """Every target at once (at most ``forks`` in flight); results in target order, one per target."""
+        results = await self._run(targets, on_result, keep=True)
+        return [result for _, result in results]
 
-        async def one(target: Target, phase: _HostPhase) -> HostResult:
+    async def run_streaming(
+        self, targets: Sequence[Target], on_result: ResultCallback
+    ) -> list[tuple[int, HostResult]]:
+        """As :meth:`run`, each result handed to ``on_result`` as its host finishes and then let go (a
+        worker process sends it on: holding it too would keep every host twice); returned, with their
+        positions, only the results that never reached ``on_result`` (hosts interrupted, a bug)."""
+        return await self._run(targets, on_result, keep=False)
+
+    async def _run(
+        self, targets: Sequence[Target], on_result: ResultCallback | None, *, keep: bool
+    ) -> list[tuple[int, HostResult]]:
+        async def one(target: Target, phase: _HostPhase) -> HostResult | None:
             try:
                 if self._forks is None:
                     result = await self.probe_host(target, phase)
@@ -246,23 +263,27 @@ class Sweep:
                 phase.to("done")
             if on_result is not None:
                 on_result(result)
+                if not keep:
+                    return None
             return result
 
         phases = [_HostPhase(self.progress) for _ in targets]  # all queued before the first turn
         self._tasks = [asyncio.ensure_future(one(t, p)) for t, p in zip(targets, phases, strict=True)]
         outcomes = await asyncio.gather(*self._tasks, return_exceptions=True)
-        results: list[HostResult] = []
-        for target, outcome in zip(targets, outcomes, strict=True):
+        results: list[tuple[int, HostResult]] = []
+        for index, (target, outcome) in enumerate(zip(targets, outcomes, strict=True)):
+            if outcome is None:
+                continue  # handed over already
             if isinstance(outcome, HostResult):
-                results.append(outcome)
+                results.append((index, outcome))
             elif isinstance(outcome, asyncio.CancelledError):
                 why = f"interrupted by {self.interrupted_by}" if self.interrupted_by else "cancelled"
                 results.append(
-                    _failed(target, "interrupted", "interrupted", f"{why} before this host finished")
+                    (index, _failed(target, "interrupted", "interrupted", f"{why} before this host finished"))
                 )
             else:  # a bug of ours: still only this host's result
                 message = f"internal error: {type(outcome).__name__}: {outcome}"
-                results.append(_failed(target, "error", "internal", message))
+                results.append((index, _failed(target, "error", "internal", message)))
         return results
 
     def interrupt(self, reason: str) -> None:
@@ -360,7 +381,8 @@ class Sweep:
             tripped=verdict.tripped,
             investigation=investigation,
             elapsed_s=time.monotonic() - turn,
-            snapshot=snapshots[-1],  # an audit records it: the next one counts from here
+            # An audit records it (the next one counts from here): packed, as kept until the report.
+            snapshot=packed_snapshot(snapshots[-1]),
             namespaces=namespaces,
             namespaces_unseen=unseen,
         )
@@ -387,9 +409,11 @@ class Sweep:
             target.fleetrst_vars, f"host {target.name}", self.options.warn, self.options.crit
         )
 
-    def _thresholds_for(self, target: Target) -> dict[str, Threshold]:
+    def _thresholds_for(self, target: Target) -> Mapping[str, Threshold]:
         raw = target.fleetrst_vars.get("fleetrst_thresholds")
-        overrides = parse_threshold_overrides(raw, f"host {target.name}") if raw is not None else None
+        if raw is None:  # most hosts: one mapping for them all, not one each while they are in flight
+            return self._thresholds
+        overrides = parse_threshold_overrides(raw, f"host {target.name}")
         return effective_thresholds(overrides, self.options.warn, self.options.crit)
 
     async def _connect(self, target: Target, phase: _HostPhase) -> tuple[Session, float, float]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from ..errors import UsageError
@@ -37,10 +37,10 @@ def _table(report: FleetReport, args: argparse.Namespace) -> str:
     return render_table(report, args.table_format)
 
 
-def _json(report: FleetReport, args: argparse.Namespace) -> str:
-    from ..render.schema import render_json
+def _json(report: FleetReport, args: argparse.Namespace) -> Iterable[str]:
+    from ..render.schema import json_chunks
 
-    return render_json(report)
+    return json_chunks(report)
 
 
 def _csv(report: FleetReport, args: argparse.Namespace) -> str:
@@ -61,14 +61,15 @@ def _nagios(report: FleetReport, args: argparse.Namespace) -> str:
     return render_nagios(report)
 
 
-def _jsonl(report: FleetReport, args: argparse.Namespace) -> str:
-    from ..render.schema import render_jsonl
+def _jsonl(report: FleetReport, args: argparse.Namespace) -> Iterable[str]:
+    from ..render.schema import jsonl_chunks
 
-    return render_jsonl(report)
+    return jsonl_chunks(report)
 
 
 # -o FORMAT: each renderer takes the report and the parsed arguments.
-RENDERERS: dict[str, Callable[[FleetReport, argparse.Namespace], str]] = {
+# JSON comes in pieces, a host's made when it is written (a big fleet's objects are never all held).
+RENDERERS: dict[str, Callable[[FleetReport, argparse.Namespace], str | Iterable[str]]] = {
     "table": _table,
     "json": _json,
     "csv": _csv,
@@ -233,7 +234,11 @@ def run(args: argparse.Namespace, context: Context) -> int:
         finally:
             progress.finish()
         report = recorder.record(report)  # with each host's since_last
-    sys.stdout.write(RENDERERS[args.output](report, args))
+    rendered = RENDERERS[args.output](report, args)
+    if isinstance(rendered, str):
+        sys.stdout.write(rendered)
+    else:
+        sys.stdout.writelines(rendered)
     if report.interrupted_by:
         sys.stderr.write(
             f"fleetrst: interrupted by {report.interrupted_by}: "

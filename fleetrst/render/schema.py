@@ -7,6 +7,7 @@ The one place where a host's ``Investigation`` and the fleet's ``Finding``s beco
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..model import (
@@ -252,7 +253,8 @@ def finding_json(f: Finding) -> dict[str, Any]:
     }
 
 
-def report_json(report: FleetReport) -> dict[str, Any]:
+def report_head_json(report: FleetReport) -> dict[str, Any]:
+    """The report's JSON without its ``hosts``: those are written one at a time (:func:`json_chunks`)."""
     return {
         "schema": JSON_SCHEMA,
         "version": JSON_VERSION,
@@ -273,24 +275,31 @@ def report_json(report: FleetReport) -> dict[str, Any]:
             "totals": {k: rounded(v) for k, v in fleet_totals(report).items()},
         },
         "findings": [finding_json(f) for f in report.findings],
-        "hosts": [host_json(h) for h in worst_first(report.hosts)],
     }
+
+
+def report_json(report: FleetReport) -> dict[str, Any]:
+    return {**report_head_json(report), "hosts": [host_json(h) for h in worst_first(report.hosts)]}
+
+
+def json_chunks(report: FleetReport) -> Iterator[str]:
+    """:func:`render_json`'s text in pieces, a host's JSON made only when its line is written: a fleet
+    of thousands is never held as JSON objects all at once (they were most of a sweep's peak memory)."""
+    head = json.dumps(report_head_json(report), indent=2)
+    yield head[: -len("\n}")] + ',\n  "hosts": [\n'
+    for number, h in enumerate(worst_first(report.hosts)):
+        yield (",\n    " if number else "    ") + json.dumps(host_json(h))
+    yield "\n  ]\n}\n"
 
 
 def render_json(report: FleetReport) -> str:
     """Indented at the top, one line a host: readable, greppable, and fast (the C encoder runs only
     without ``indent``, and a fleet's hosts are most of the document)."""
-    doc = report_json(report)
-    hosts = doc.pop("hosts")
-    head = json.dumps(doc, indent=2)
-    body = ",\n".join("    " + json.dumps(h) for h in hosts)
-    return head[: -len("\n}")] + ',\n  "hosts": [\n' + body + "\n  ]\n}\n"
+    return "".join(json_chunks(report))
 
 
-def render_jsonl(report: FleetReport) -> str:
-    """One JSON object a line, one line a host (worst first), each with its sweep's start and window:
-    each line stands alone in a log pipeline."""
-    lines = []
+def jsonl_chunks(report: FleetReport) -> Iterator[str]:
+    """:func:`render_jsonl`'s lines, each made when it is written."""
     for h in worst_first(report.hosts):
         doc = {
             "schema": JSONL_SCHEMA,
@@ -300,5 +309,10 @@ def render_jsonl(report: FleetReport) -> str:
             "pattern": report.pattern,
             **host_json(h),
         }
-        lines.append(json.dumps(doc, separators=(",", ":")))
-    return "".join(line + "\n" for line in lines)
+        yield json.dumps(doc, separators=(",", ":")) + "\n"
+
+
+def render_jsonl(report: FleetReport) -> str:
+    """One JSON object a line, one line a host (worst first), each with its sweep's start and window:
+    each line stands alone in a log pipeline."""
+    return "".join(jsonl_chunks(report))

@@ -322,12 +322,9 @@ async def _sweep_shard(
     for index, target in enumerate(targets):
         positions.setdefault(target.name, []).append(index)
     outbox: list[tuple[int, HostResult]] = []
-    sent: set[int] = set()
 
     def on_result(result: HostResult) -> None:
-        index = positions[result.host].pop(0)
-        outbox.append((index, result))
-        sent.add(index)
+        outbox.append((positions[result.host].pop(0), result))
 
     def flush() -> None:
         batch = outbox[:]
@@ -359,12 +356,12 @@ async def _sweep_shard(
     loop.add_signal_handler(signal.SIGTERM, sweep.interrupt, "SIGTERM")
     flusher = asyncio.ensure_future(flush_every())
     try:
-        results = await sweep.run(targets, on_result)
+        unsent = await sweep.run_streaming(targets, on_result)  # a result sent is let go
     finally:
         flusher.cancel()
         loop.remove_reader(conn.fileno())
         loop.remove_signal_handler(signal.SIGTERM)
         await sweep_transports.aclose()
-    outbox.extend((index, result) for index, result in enumerate(results) if index not in sent)
+    outbox.extend(unsent)
     flush()
     conn.send(("end", sweep.interrupted_by))
