@@ -187,9 +187,15 @@ def as_number(value: Any, name: str) -> float:
 def as_args(value: Any, name: str) -> list[str]:
     text = as_text(value, name)
     try:
-        return shlex.split(text)
+        return list(_split(text))
     except ValueError as exc:
         raise SettingError(f"{name} cannot be split like a shell line: {exc}") from None
+
+
+@functools.lru_cache(maxsize=256)
+def _split(text: str) -> tuple[str, ...]:
+    """A shell line's words: once per distinct text (a group's ssh arguments are every host's)."""
+    return tuple(shlex.split(text))
 
 
 _CONVERT: Mapping[VarType, Callable[[Any, str], Any]] = {
