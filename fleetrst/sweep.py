@@ -222,7 +222,7 @@ class Sweep:
         self.investigator = investigator
         self.interrupted_by: str | None = None
         self.progress = Progress()
-        self._tasks: list[asyncio.Future[HostResult]] = []
+        self._tasks: list[asyncio.Future[HostResult | None]] = []
         self._forks = asyncio.Semaphore(options.forks) if options.forks is not None else None
         self._handshakes = asyncio.Semaphore(max(1, options.handshakes))
         self._per_address: defaultdict[str, asyncio.Semaphore] = defaultdict(
