@@ -9,6 +9,9 @@ CLI as users run it (``fleetrst watch -i INV --every E --listen ... -o jsonl --n
   (user + system, from /proc/PID/stat) per host per round, with the samples received counted by the
   watch itself (``fleetrst_watch_samples_total``, scraped between the spans, outside them); the
   median span and the least disturbed one;
+- scrapes: the watch's CPU per host for each ``/metrics`` scrape (a host's rates are taken when first
+  read, by a scrape or the live table, not every round: what a scrape costs is reported on its own, so
+  that a user can add it at the rate Prometheus scrapes);
 - memory: the watch's RSS per watched host, as the difference between this watch and a watch of one
   host of the same fleet, divided by N - 1 (what each extra host costs, interpreter and libraries
   apart), read before anything scrapes /metrics (a scrape of N hosts builds its text in memory: the
@@ -186,7 +189,10 @@ def main() -> int:
         rss_held = rss_kib(watch.proc.pid)  # before any scrape
 
         spans: list[tuple[float, float, float]] = []  # (seconds, cpu seconds, samples)
+        scrapes: list[float] = []  # cpu seconds of each scrape
+        cpu_before = cpu_seconds(watch.proc.pid)
         before = scrape(watch.port)
+        scrapes.append(cpu_seconds(watch.proc.pid) - cpu_before)
         assert before["up"] == args.hosts, before
         for _ in range(args.spans):
             cpu_before = cpu_seconds(watch.proc.pid)  # after the scrape: its CPU is not counted
@@ -195,6 +201,7 @@ def main() -> int:
             cpu_after = cpu_seconds(watch.proc.pid)
             span = time.monotonic() - span_start
             after = scrape(watch.port)
+            scrapes.append(cpu_seconds(watch.proc.pid) - cpu_after)
             spans.append((span, cpu_after - cpu_before, after["samples"] - before["samples"]))
             before = after
         rss_scraped = rss_kib(watch.proc.pid)
@@ -213,6 +220,7 @@ def main() -> int:
             cpu_ms_per_host_round_spans=[round(x, 3) for x in per_sample],
             cpu_ms_per_host_round=round(statistics.median(per_sample), 3) if per_sample else None,
             cpu_ms_per_host_round_least=round(per_sample[0], 3) if per_sample else None,
+            scrape_cpu_ms_per_host=round(statistics.median(scrapes) / args.hosts * 1000, 3),
             rss_one_host_kib=rss_one,
             rss_kib=rss_held,
             rss_kib_per_host=round((rss_held - rss_one) / max(1, args.hosts - 1), 1),

@@ -382,29 +382,34 @@ class Watch:
     def _sample(self, host: _Host, snapshot: Snapshot) -> None:
         now = self.clock()
         self.samples += 1
-        target = host.target
-        events: list[WatchEvent] = []
-        if host.lost_at is not None:
-            events.append(WatchEvent("back", target.name, now, target.groups, down_s=now - host.lost_at))
-            host.lost_at = None
-        events += [WatchEvent.of_alarm(e, target.groups) for e in host.alarms.add(snapshot, now)]
         alarms = host.alarms
+        changes = alarms.add(snapshot, now)
         level = alarms.level
         states = tuple(alarms.states.values())
         if level != "ok":
             states = tuple(sorted(states, key=_worst_first))
         host.parse_error = None
         old = host.view
-        # Built whole, not through show(): this runs for every sample of every host. An investigation's
-        # cause stays while the alarms do: back to ok, what was found then explains nothing now.
-        view = HostView(
-            old.host, old.groups, old.address, "up", level, states, alarms.rates, snapshot, old.since, None,
-            old.samples + 1, now, old.cause if level != "ok" else None,
+        # Built whole, not through show(): this runs for every sample of every host (its status is its
+        # level: it is up). An investigation's cause stays while the alarms do: back to ok, what was
+        # found then explains nothing now. Its rates are taken when first read (the live table, a
+        # scrape, an investigation), not here.
+        host.view = HostView(
+            old.host, old.groups, old.address, "up", level, states, None, snapshot,
+            old.since if level == old.status else now, None, old.samples + 1, now,
+            old.cause if level != "ok" else None, alarms.window,
         )  # fmt: skip
-        host.view = view if view.status == old.status else replace(view, since=now)
+        if host.lost_at is None and not changes:
+            return
+        target = host.target
+        events: list[WatchEvent] = []
+        if host.lost_at is not None:
+            events.append(WatchEvent("back", target.name, now, target.groups, down_s=now - host.lost_at))
+            host.lost_at = None
+        events += [WatchEvent.of_alarm(e, target.groups) for e in changes]
         for event in events:
             self._emit(event)
-        if self.investigator is not None and any(e.event == "raised" for e in events):
+        if self.investigator is not None and changes and any(e.event == "raised" for e in changes):
             self._maybe_investigate(host)
 
     def _maybe_investigate(self, host: _Host) -> None:

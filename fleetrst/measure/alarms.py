@@ -24,13 +24,14 @@ host's series again; a counter that went down counts as Netdata counts it (a sma
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from ..model import Level, Rates, Snapshot, Threshold
-from .counters import NAMED_RATES, MeasureError, measure_rates
+from .counters import GAUGES, NAMED_RATES, MeasureError, measure_rates
 from .counters import _delta as counter_delta
 from .rules import SPIKE_FLOOR, SPIKE_METRICS
 
@@ -44,7 +45,6 @@ _SEVERITY: dict[Level, int] = {"ok": 0, "warning": 1, "critical": 2}
 
 EventKind = Literal["raised", "cleared"]
 Rule = Literal["spike", "average", "threshold"]
-_Judged = tuple[Level, float, float | None, float | None, Rule]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,15 +80,22 @@ class AlarmEvent:
 
 @dataclass
 class HostAlarms:
-    """The alarms of one host: feed it snapshots in order with :meth:`add`."""
+    """The alarms of one host: feed it snapshots in order with :meth:`add`.
+
+    Each sample judges the thresholds' metrics only: their 10 s rates are taken from the two samples
+    alone (:func:`window_rate`, as :func:`measure_rates` takes them), and an alarm whose level and
+    figures did not change keeps its :class:`AlarmState`. The window's whole :class:`Rates` (every
+    counter) are taken when :attr:`rates` is first read, not every round: a watch of thousands of hosts
+    reads them only to show or serve them.
+    """
 
     host: str
     thresholds: Mapping[str, Threshold]
     every_s: float = 10.0
     states: dict[str, AlarmState] = field(default_factory=dict)
-    rates: Rates | None = None  # the latest 10 s rates
     _series: deque[Snapshot] = field(default_factory=deque, repr=False)
     _aged: deque[_Aged] = field(default_factory=deque, repr=False)
+    _rates: Rates | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self._short = max(1, round(SHORT_S / self.every_s))  # rounds in the 10 s average
@@ -101,10 +108,23 @@ class HostAlarms:
         self._aged = deque(maxlen=self._short + self._minute + 1)
         self._aged_metrics = tuple(m for m in self.thresholds if m in AVERAGE_METRICS or m in SPIKE_METRICS)
         self._aged_counters = tuple(NAMED_RATES.get(m, m) for m in self._aged_metrics)
+        # Per threshold: its metric, the threshold, whether it is judged on its minute's average or as a
+        # spike, and where its aged rates are (-1: nowhere).
+        aged_at = {metric: at for at, metric in enumerate(self._aged_metrics)}
+        self._judged = tuple(
+            (metric, threshold, metric in AVERAGE_METRICS, metric in SPIKE_METRICS, aged_at.get(metric, -1))
+            for metric, threshold in self.thresholds.items()
+        )
 
     @property
     def level(self) -> Level:
-        return max((s.level for s in self.states.values()), key=_SEVERITY.__getitem__, default="ok")
+        worst: Level = "ok"
+        for state in self.states.values():
+            if state.level == "critical":
+                return "critical"
+            if state.level == "warning":
+                worst = "warning"
+        return worst
 
     @property
     def raised(self) -> list[AlarmState]:
@@ -112,43 +132,71 @@ class HostAlarms:
         up = [s for s in self.states.values() if s.level != "ok"]
         return sorted(up, key=lambda s: (-_SEVERITY[s.level], s.metric))
 
+    @property
+    def window(self) -> tuple[Snapshot, Snapshot] | None:
+        """The two samples the latest 10 s rates are taken between; None before there are two."""
+        series = self._series
+        return (series[0], series[-1]) if len(series) >= 2 else None
+
+    @property
+    def rates(self) -> Rates | None:
+        """The latest 10 s rates (:func:`measure_rates` of :attr:`window`), taken when first read."""
+        if self._rates is None and len(self._series) >= 2:
+            self._rates = measure_rates(self._series[0], self._series[-1])
+        return self._rates
+
     def restart(self) -> None:
         """Forget the series (a reboot, a reconnect after a gap): rates start again from the next two
         samples. Alarm states stay as they were until the data says otherwise."""
         self._series.clear()
         self._aged.clear()
-        self.rates = None
+        self._rates = None
 
     def add(self, snapshot: Snapshot, at: float) -> list[AlarmEvent]:
         """One more sample; the events it causes (none until there are two samples)."""
-        if self._series and (
-            snapshot.boot_id != self._series[-1].boot_id or snapshot.uptime_s <= self._series[-1].uptime_s
-        ):
-            self.restart()
-        self._series.append(snapshot)
-        self._aged.append(_age(snapshot, self._aged_counters))
         series, aged = self._series, self._aged
+        if series and (snapshot.boot_id != series[-1].boot_id or snapshot.uptime_s <= series[-1].uptime_s):
+            self.restart()
+        series.append(snapshot)
+        aged.append(_age(snapshot, self._aged_counters))
+        self._rates = None
         if len(series) < 2:
             return []
+        first = series[0]  # as far back as 10 s, or what there is
+        interval = snapshot.uptime_s - first.uptime_s
         try:
-            short = measure_rates(series[0], series[-1])  # as far back as 10 s, or what there is
+            if not 0 < interval < math.inf:  # cannot happen after the guard above
+                raise MeasureError(
+                    f"no positive interval between uptimes {first.uptime_s:g}s and {snapshot.uptime_s:g}s"
+                )
             minute = self._aged_rates(aged[-1 - min(self._minute, len(aged) - 1)], aged[-1])
             baseline = self._baseline(aged)
-        except MeasureError:  # cannot happen after the guard above; never let one host stop the loop
+        except MeasureError:  # never let one host stop the loop
             self.restart()
             return []
-        self.rates = short
         events: list[AlarmEvent] = []
-        for metric, threshold in self.thresholds.items():
-            old = self.states.get(metric)
+        states = self.states
+        uptime_s = snapshot.uptime_s
+        for metric, threshold, average, spike, at_aged in self._judged:
+            old = states.get(metric)
             current: Level = old.level if old is not None else "ok"
-            judged = self._judge(metric, threshold, current, short, minute, baseline, snapshot.uptime_s)
-            if judged is None:
+            if average:
+                value = minute[at_aged]
+            else:
+                value = window_rate(first, snapshot, metric, interval)
+            if value is None:  # the host has no such rate
                 continue
-            level, value, limit, base, rule = judged
-            since = old.since if old is not None else None
+            base = baseline[at_aged] if spike and baseline is not None else None
+            level, limit, base, rule = self._judge(threshold, current, value, average, spike, base, uptime_s)
+            if old is not None and level == current:
+                if value == old.value and limit == old.limit and base == old.baseline and rule == old.rule:
+                    continue  # as it was: the same state
+                states[metric] = AlarmState(metric, level, old.since, value, limit, base, rule)
+                continue
+            states[metric] = AlarmState(
+                metric, level, at if level != current else None, value, limit, base, rule
+            )
             if level != current:
-                since = at
                 events.append(
                     AlarmEvent(
                         "cleared" if level == "ok" else "raised",
@@ -161,73 +209,103 @@ class HostAlarms:
                         base,
                         rule,
                         at,
-                        snapshot.uptime_s,
+                        uptime_s,
                     )
                 )
-            self.states[metric] = AlarmState(metric, level, since, value, limit, base, rule)
         return events
 
-    def _baseline(self, aged: Sequence[_Aged]) -> Mapping[str, float] | None:
+    def _baseline(self, aged: Sequence[_Aged]) -> list[float | None] | None:
         """The minute ending 10 s before the latest sample, once the series reaches that far back."""
         if len(aged) < self._short + self._minute + 1:
             return None
         end = len(aged) - 1 - self._short
         return self._aged_rates(aged[end - self._minute], aged[end])
 
-    def _aged_rates(self, before: _Aged, after: _Aged) -> dict[str, float]:
-        """The judged metrics' rates between two aged samples, as :func:`measure_rates` takes them."""
+    @staticmethod
+    def _aged_rates(before: _Aged, after: _Aged) -> list[float | None]:
+        """The aged metrics' rates between two aged samples, as :func:`measure_rates` takes them, in the
+        order of ``_aged_metrics`` (None: the kernel has no such counter)."""
         interval = after[0] - before[0]
         if interval <= 0:
             raise MeasureError(f"no positive interval between uptimes {before[0]:g}s and {after[0]:g}s")
-        rates: dict[str, float] = {}
-        for metric, old, new in zip(self._aged_metrics, before[1], after[1], strict=True):
-            if old is not None and new is not None:
-                rates[metric] = counter_delta(old, new)[0] / interval
-        return rates
+        return [
+            None
+            if old is None or new is None
+            else (new - old if new >= old else counter_delta(old, new)[0]) / interval
+            for old, new in zip(before[1], after[1], strict=True)
+        ]
 
+    @staticmethod
     def _judge(
-        self,
-        metric: str,
         threshold: Threshold,
         current: Level,
-        short: Rates,
-        minute: Mapping[str, float],
-        baseline: Mapping[str, float] | None,
+        value: float,
+        average: bool,
+        spike: bool,
+        base: float | None,
         uptime_s: float,
-    ) -> _Judged | None:
-        """The metric's new level, value, limit, baseline and rule; None when the host has no such rate."""
-        if metric in AVERAGE_METRICS:
-            value = minute.get(metric)
-            if value is None:
-                return None
+    ) -> tuple[Level, float | None, float | None, Rule]:
+        """The metric's new level, limit, baseline and rule, from its value: its 60 s average for the
+        listen queue's metrics (``average``), else its 10 s rate; ``base``: a spike metric's baseline,
+        once there is one."""
+        if average:
             hold = current == "critical" and threshold.warning is not None
             critical = threshold.warning if hold else threshold.critical
             if critical is not None and value > critical:
-                return "critical", value, critical, None, "average"
+                return "critical", critical, None, "average"
             if threshold.warning is not None and value > threshold.warning:
-                return "warning", value, threshold.warning, None, "average"
-            return "ok", value, threshold.warning, None, "average"
-        value = short.per_second.get(metric)
-        if value is None:
-            return None
+                return "warning", threshold.warning, None, "average"
+            return "ok", threshold.warning, None, "average"
         if threshold.critical is not None and value > threshold.critical:
-            return "critical", value, threshold.critical, None, "threshold"
-        if metric in SPIKE_METRICS:
+            return "critical", threshold.critical, None, "threshold"
+        if spike:
             if threshold.warning is None:
-                return "ok", value, None, None, "threshold"
-            base = baseline.get(metric) if baseline is not None else None
+                return "ok", None, None, "threshold"
             if base is None or uptime_s <= MIN_UPTIME_S:
                 if current == "critical":  # under the critical limit now, and no baseline for a spike
-                    return "ok", value, threshold.critical, None, "threshold"
+                    return "ok", threshold.critical, None, "threshold"
                 # Not judged yet: keep a raised alarm as it is until a baseline can clear it.
-                return current, value, None, None, "spike"
+                return current, None, None, "spike"
             factor = HOLD_FACTOR if current != "ok" else RAISE_FACTOR
             limit = factor * max(SPIKE_FLOOR, base)
-            level: Level = "warning" if value > limit else "ok"
-            return level, value, limit, base, "spike"
+            return ("warning" if value > limit else "ok"), limit, base, "spike"
         if threshold.warning is not None and value > threshold.warning:
-            return "warning", value, threshold.warning, None, "threshold"
-        return "ok", value, threshold.warning, None, "threshold"
+            return "warning", threshold.warning, None, "threshold"
+        return "ok", threshold.warning, None, "threshold"
+
+
+def window_rate(before: Snapshot, after: Snapshot, metric: str, interval: float) -> float | None:
+    """``measure_rates(before, after).per_second.get(metric)``, for one metric, without the others
+    (``interval``: ``after.uptime_s - before.uptime_s``, positive): a friendly name's kernel counter
+    (``resets_sent``: ``OutRsts``), else a counter's own name; a ``Tcp`` gauge has no rate, and a
+    ``TcpExt`` counter whose name the ``Tcp`` line also has is ``TcpExt.<name>``."""
+    kernel = NAMED_RATES.get(metric)
+    if kernel is not None:
+        rate = _counter_rate(before, after, kernel, interval)
+        if rate is not None:
+            return rate
+    return _counter_rate(before, after, metric, interval)
+
+
+def _counter_rate(before: Snapshot, after: Snapshot, key: str, interval: float) -> float | None:
+    """The rate :func:`measure_rates` gives under ``key`` (its own name, or ``TcpExt.<name>``)."""
+    old_tcp, new_tcp = before.tcp, after.tcp
+    if key in new_tcp:  # a Tcp counter (a TcpExt one of that name is TcpExt.<name>)
+        if key in GAUGES or key not in old_tcp:
+            return None
+        old, new = old_tcp[key], new_tcp[key]
+    else:
+        old_ext, new_ext = before.tcpext, after.tcpext
+        if key in new_ext and key in old_ext and key not in old_tcp:
+            old, new = old_ext[key], new_ext[key]
+        elif key.startswith("TcpExt."):
+            name = key[7:]
+            if name not in new_ext or name not in old_ext or (name not in old_tcp and name not in new_tcp):
+                return None
+            old, new = old_ext[name], new_ext[name]
+        else:
+            return None
+    return (new - old if new >= old else counter_delta(old, new)[0]) / interval
 
 
 # An aged sample: the host's uptime and the judged counters' values (None: the kernel has no such
@@ -237,7 +315,7 @@ _Aged = tuple[float, tuple[int | None, ...]]
 
 def _age(snapshot: Snapshot, counters: tuple[str, ...]) -> _Aged:
     tcp, tcpext = snapshot.tcp, snapshot.tcpext
-    return snapshot.uptime_s, tuple(tcp[c] if c in tcp else tcpext.get(c) for c in counters)
+    return snapshot.uptime_s, tuple([tcp[c] if c in tcp else tcpext.get(c) for c in counters])
 
 
 # --- what a watch keeps and reports ---------------------------------------------------------------------

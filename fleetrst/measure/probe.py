@@ -41,13 +41,15 @@ from __future__ import annotations
 import math
 import re
 import sys
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
 from numbers import Real
+from operator import itemgetter
 
 from ..model import Snapshot
 from .counters import (
     _U64_MAX,
+    _UPTIME,
     BOOT_ID_PATH,
     NETSTAT_PATH,
     SNMP_PATH,
@@ -395,6 +397,19 @@ def watch_command(every_s: float, rounds: int = MAX_WATCH_ROUNDS) -> str:
     )
 
 
+# A picker of the kept values of a value line (its tokens): they come out as a tuple, whatever their number.
+_Picker = Callable[[Sequence[str]], tuple[str, ...]]
+
+
+def _picker(columns: tuple[int, ...]) -> _Picker:
+    if len(columns) >= 2:
+        return itemgetter(*columns)  # one C call for every column
+    if columns:
+        (column,) = columns
+        return lambda tokens: (tokens[column],)
+    return lambda tokens: ()
+
+
 @dataclass(frozen=True)
 class _Layout:
     """Where a host's frames keep their values, learnt from a frame the full parser accepted.
@@ -418,6 +433,18 @@ class _Layout:
     tcpext_columns: tuple[int, ...]
     uptime_at: int
     boot_at: int
+    # How the values are read: a picker of the kept columns, and a dict of the kept names to copy and
+    # fill (a copy of a dict of the same keys is made whole, where a new dict grows as it is filled).
+    tcp_pick: _Picker = field(init=False, repr=False, compare=False)
+    tcpext_pick: _Picker = field(init=False, repr=False, compare=False)
+    tcp_template: dict[str, int] = field(init=False, repr=False, compare=False)
+    tcpext_template: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tcp_pick", _picker(self.tcp_columns))
+        object.__setattr__(self, "tcpext_pick", _picker(self.tcpext_columns))
+        object.__setattr__(self, "tcp_template", dict.fromkeys(self.tcp_names, 0))
+        object.__setattr__(self, "tcpext_template", dict.fromkeys(self.tcpext_names, 0))
 
 
 def _first_line(lines: list[str], tag: str, end: int) -> int | None:
@@ -481,7 +508,7 @@ def _learn_layout(lines: list[str], keep: frozenset[str] | None) -> _Layout | No
 
 
 def _plain_values(
-    line: str, tag: str, fields: int, names: tuple[str, ...], columns: tuple[int, ...]
+    line: str, tag: str, fields: int, names: tuple[str, ...], pick: _Picker, template: dict[str, int]
 ) -> dict[str, int] | None:
     """The kept values of a value line when they are all plain numbers (ASCII digits, at most 20, at
     most 2**64 - 1); None for anything else (a sign, a letter, one value too many): the full parser
@@ -489,16 +516,20 @@ def _plain_values(
     tokens = line.split()
     if len(tokens) != fields or tokens[0] != tag:
         return None
-    picked = [tokens[column] for column in columns]
+    picked = pick(tokens)
     if not picked:
         return {}
+    # Plain digits (the full parser's fast path), at most 20 of them, at most 2**64 - 1: only leading
+    # zeros make a number of more than 20 digits that is not over 2**64 - 1.
     joined = "".join(picked)
-    if not (joined.isascii() and joined.isdigit()) or max(map(len, picked)) > 20:
+    if not (joined.isascii() and joined.isdigit()):
         return None
-    values = list(map(int, picked))
-    if max(values) > _U64_MAX:
+    values = [*map(int, picked)]
+    if max(values) > _U64_MAX or (len(joined) > 20 and max(map(len, picked)) > 20):
         return None
-    return dict(zip(names, values, strict=True))
+    counters = template.copy()
+    counters.update(zip(names, values, strict=True))
+    return counters
 
 
 class WatchFrames:
@@ -512,6 +543,10 @@ class WatchFrames:
     minute of samples stays small and its rates are quick to take. The first frame is read by the
     probe's full parser; later frames with the same layout are read at the places it found (see
     :class:`_Layout`), with the same checks on the values they take.
+
+    :meth:`feed` runs for every line of every host's every round: a line of a frame's body is only
+    kept as it came (a ``\\r`` before its newline is dropped where the full parser reads it, or where
+    the fast path compares or splits it, to the same effect), and the frame is read when it ends.
     """
 
     def __init__(self, max_lines: int = 2000, keep: Collection[str] | None = None) -> None:
@@ -519,6 +554,7 @@ class WatchFrames:
         self.keep = frozenset(keep) if keep is not None else None
         self._lines: list[str] | None = None
         self._index = -1
+        self._end = ""  # the end marker of the frame being read: "@@end <index>"
         self._layout: _Layout | None = None
         self._boot_line = ""
         self._boot_id = ""
@@ -528,7 +564,7 @@ class WatchFrames:
         frame = self._lines
         if line[:1] != "@":  # the body of a frame (no marker starts otherwise), or text outside one
             if frame is not None:
-                frame.append(line.rstrip("\r"))
+                frame.append(line)
                 if len(frame) > self.max_lines:
                     self._lines = None
                     raise ProbeParseError(
@@ -544,20 +580,22 @@ class WatchFrames:
                         f"unsupported watch output format v{header.group(1)} (this fleetrst reads "
                         f"v{FORMAT_VERSION})"
                     )
-                self._lines, self._index = [], int(header.group(2))
+                self._index = int(header.group(2))
+                self._lines, self._end = [], f"@@end {self._index}"
                 return None
-        if self._lines is None:
+        if frame is None:
             return None  # outside a frame
-        self._lines.append(line)
-        if len(self._lines) > self.max_lines:
+        frame.append(line)
+        if len(frame) > self.max_lines:
             self._lines = None
             raise ProbeParseError(f"sample {self._index}: more than {self.max_lines} lines in one frame")
-        if not line.startswith("@@end") or not _END.fullmatch(line):
+        if line != self._end and (not line.startswith("@@end") or not _END.fullmatch(line)):
             return None
-        lines, self._lines = self._lines, None
-        snapshot = self._read_known(lines)
+        self._lines = None
+        snapshot = self._read_known(frame) if line == self._end else None
         if snapshot is None:
             self._layout = None
+            lines = [line.rstrip("\r") for line in frame]
             reader = _Reader("\n".join(lines) + "\n")
             snapshot = self._kept(_read_sample(reader, self._index, 2))
             self._layout = _learn_layout(lines, self.keep)
@@ -575,12 +613,13 @@ class WatchFrames:
         )
 
     def _read_known(self, lines: list[str]) -> Snapshot | None:
-        """The frame read at the places of the last good frame's layout; None to use the full parser."""
+        """The frame read at the places of the last good frame's layout; None to use the full parser.
+        (``lines`` as they came: a line with a ``\\r`` the full parser would drop does not match a line
+        of the layout, and ``split()`` drops it from the others, as the full parser does.)"""
         layout = self._layout
         if (
             layout is None
             or len(lines) != layout.lines
-            or lines[-1] != f"@@end {self._index}"
             or lines[-2] != "@@rc 0"
             or lines[-3] != ""
             or lines[layout.tcp_at] != layout.tcp_head
@@ -588,22 +627,34 @@ class WatchFrames:
         ):
             return None
         tcp = _plain_values(
-            lines[layout.tcp_at + 1], "Tcp:", layout.tcp_fields, layout.tcp_names, layout.tcp_columns
+            lines[layout.tcp_at + 1],
+            "Tcp:",
+            layout.tcp_fields,
+            layout.tcp_names,
+            layout.tcp_pick,
+            layout.tcp_template,
         )
+        if tcp is None:
+            return None
         tcpext = _plain_values(
             lines[layout.tcpext_at + 1],
             "TcpExt:",
             layout.tcpext_fields,
             layout.tcpext_names,
-            layout.tcpext_columns,
+            layout.tcpext_pick,
+            layout.tcpext_template,
         )
-        if tcp is None or tcpext is None:
+        if tcpext is None:
             return None
-        try:
-            uptime = parse_uptime(lines[layout.uptime_at])
-            boot_line = lines[layout.boot_at]
-            if boot_line != self._boot_line:
-                self._boot_id, self._boot_line = parse_boot_id(boot_line), boot_line
-        except ProbeParseError:
+        # /proc/uptime as parse_uptime reads a line: its first word, a plain number of seconds.
+        words = lines[layout.uptime_at].split(None, 1)
+        if not words or not _UPTIME.fullmatch(words[0]):
             return None
-        return Snapshot(tcp=tcp, tcpext=tcpext, uptime_s=uptime, boot_id=self._boot_id)
+        boot_line = lines[layout.boot_at]
+        if boot_line != self._boot_line:
+            try:
+                self._boot_id = parse_boot_id(boot_line)
+            except ProbeParseError:
+                return None
+            self._boot_line = boot_line
+        return Snapshot(tcp=tcp, tcpext=tcpext, uptime_s=float(words[0]), boot_id=self._boot_id)

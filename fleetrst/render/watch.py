@@ -29,7 +29,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..measure.alarms import WATCHED_TCP, WATCHED_TCPEXT, AlarmState, WatchEvent
-from ..measure.counters import NAMED_RATES
+from ..measure.counters import NAMED_RATES, MeasureError, measure_rates
 from ..model import HEADLINE_RATES, Level, Rates, Snapshot
 from ..units import seconds
 from .schema import investigation_json
@@ -64,6 +64,27 @@ class HostView:
     samples: int = 0
     last_sample_at: float | None = None
     cause: str | None = None  # the latest investigation's top cause, while the host is not ok
+    # The two samples of ``rates``, when the view is made without them (``rates=None``): they are then
+    # taken at their first read (by the table, a scrape, an investigation), not at every sample of every
+    # host. Safe from any thread: two readers at once take the same rates.
+    window: tuple[Snapshot, Snapshot] | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.window is not None and self.rates is None:
+            object.__delattr__(self, "rates")  # unset: read through __getattr__, below
+
+    if not TYPE_CHECKING:  # (for mypy, ``rates`` is the field it is)
+
+        def __getattr__(self, name: str) -> object:
+            """Only an unset slot gets here: the rates of :attr:`window`, taken at their first read."""
+            if name != "rates":
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            try:
+                rates = measure_rates(*self.window)
+            except MeasureError:  # cannot happen: the watch's window is one boot, uptime going up
+                rates = None
+            object.__setattr__(self, "rates", rates)
+            return rates
 
     @property
     def raised(self) -> tuple[AlarmState, ...]:
