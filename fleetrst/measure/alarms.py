@@ -28,6 +28,7 @@ import math
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Literal
 
 from ..model import Level, Rates, Snapshot, Threshold
@@ -106,15 +107,7 @@ class HostAlarms:
         # rates every round).
         self._series = deque(maxlen=self._short + 1)
         self._aged = deque(maxlen=self._short + self._minute + 1)
-        self._aged_metrics = tuple(m for m in self.thresholds if m in AVERAGE_METRICS or m in SPIKE_METRICS)
-        self._aged_counters = tuple(NAMED_RATES.get(m, m) for m in self._aged_metrics)
-        # Per threshold: its metric, the threshold, whether it is judged on its minute's average or as a
-        # spike, and where its aged rates are (-1: nowhere).
-        aged_at = {metric: at for at, metric in enumerate(self._aged_metrics)}
-        self._judged = tuple(
-            (metric, threshold, metric in AVERAGE_METRICS, metric in SPIKE_METRICS, aged_at.get(metric, -1))
-            for metric, threshold in self.thresholds.items()
-        )
+        self._aged_metrics, self._aged_counters, self._judged = _plan(tuple(self.thresholds.items()))
 
     @property
     def level(self) -> Level:
@@ -308,6 +301,26 @@ def _counter_rate(before: Snapshot, after: Snapshot, key: str, interval: float) 
     return (new - old if new >= old else counter_delta(old, new)[0]) / interval
 
 
+_Plan = tuple[tuple[str, ...], tuple[str, ...], tuple[tuple[str, Threshold, bool, bool, int], ...]]
+
+
+@lru_cache(maxsize=256)
+def _plan(thresholds: tuple[tuple[str, Threshold], ...]) -> _Plan:
+    """What a host judged by ``thresholds`` ages and how it judges each metric; one for all the hosts of
+    the same thresholds (a watch of thousands of hosts holds a few, and reads them every round).
+
+    The aged metrics (their minute's average or a spike's baseline is judged) and their kernel counters;
+    per threshold: its metric, the threshold, whether it is judged on its minute's average or as a
+    spike, and where its aged rates are (-1: nowhere)."""
+    aged = tuple(metric for metric, _ in thresholds if metric in AVERAGE_METRICS or metric in SPIKE_METRICS)
+    aged_at = {metric: at for at, metric in enumerate(aged)}
+    judged = tuple(
+        (metric, threshold, metric in AVERAGE_METRICS, metric in SPIKE_METRICS, aged_at.get(metric, -1))
+        for metric, threshold in thresholds
+    )
+    return aged, tuple(NAMED_RATES.get(m, m) for m in aged), judged
+
+
 # An aged sample: the host's uptime and the judged counters' values (None: the kernel has no such
 # counter), in the order of HostAlarms._aged_counters. A few hundred bytes, where a Snapshot is kilobytes.
 _Aged = tuple[float, tuple[int | None, ...]]
@@ -361,8 +374,13 @@ WATCHED_TCPEXT: tuple[str, ...] = (
 
 
 def watched_counters(thresholds: Mapping[str, Threshold]) -> frozenset[str]:
-    """The kernel counters to keep of each sample of a host judged by ``thresholds``."""
-    judged = {NAMED_RATES.get(metric, metric) for metric in thresholds}
+    """The kernel counters to keep of each sample of a host judged by ``thresholds`` (one set for all
+    the hosts that keep the same counters)."""
+    return _watched(frozenset(NAMED_RATES.get(metric, metric) for metric in thresholds))
+
+
+@lru_cache(maxsize=256)
+def _watched(judged: frozenset[str]) -> frozenset[str]:
     return frozenset(WATCHED_TCP) | frozenset(WATCHED_TCPEXT) | judged
 
 

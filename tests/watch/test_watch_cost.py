@@ -26,6 +26,7 @@ from fleetrst.measure.alarms import (
     AlarmEvent,
     AlarmState,
     HostAlarms,
+    watched_counters,
     window_rate,
 )
 from fleetrst.measure.counters import NAMED_RATES, MeasureError, ProbeParseError, measure_rates
@@ -261,6 +262,19 @@ def test_an_alarm_that_did_not_change_keeps_its_state_and_rates_are_taken_when_r
     assert alarms.rates == measure_rates(snapshots[1], snapshots[2])
     alarms.restart()
     assert alarms.rates is None and alarms.window is None
+
+
+def test_hosts_of_the_same_thresholds_share_what_they_read_every_round() -> None:
+    one, two = (
+        HostAlarms("a", dict(DEFAULT_THRESHOLDS), 10.0),
+        HostAlarms("b", dict(DEFAULT_THRESHOLDS), 10.0),
+    )
+    assert one._judged is two._judged
+    assert watched_counters(dict(DEFAULT_THRESHOLDS)) is watched_counters(dict(DEFAULT_THRESHOLDS))
+    other = {**DEFAULT_THRESHOLDS, "TCPTimeouts": Threshold(warning=1.0)}
+    assert (
+        "TCPTimeouts" in watched_counters(other) and HostAlarms("c", other, 10.0)._judged is not one._judged
+    )
 
 
 # --- HostView: rates taken at their first read -----------------------------------------------------------
