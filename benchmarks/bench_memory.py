@@ -25,7 +25,6 @@ import gc
 import ipaddress
 import pickle
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,14 +35,10 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+from bench_standin import make_keys  # noqa: E402  (the stand-in's keys, as it makes them)
 
 FIRST = ipaddress.IPv4Address("127.1.0.1")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def top(now: tracemalloc.Snapshot, before: tracemalloc.Snapshot, hosts: int, lines: int) -> str:
@@ -107,22 +102,12 @@ def main() -> int:
     parser.add_argument("--rss", action="store_true", help="resident memory, not tracemalloc's count")
     args = parser.parse_args()
 
-    import asyncssh
-
     from fleetrst.model import ConnectionSettings, Target
     from fleetrst.render.schema import render_json
     from fleetrst.sweep import Progress, SweepOptions, run_sweep
 
     work = Path(tempfile.mkdtemp(prefix="fleetrst-memory-"))
-    host_key = asyncssh.generate_private_key("ssh-ed25519")
-    host_key.write_private_key(str(work / "host_key"))
-    client_key = asyncssh.generate_private_key("ssh-ed25519")
-    client_key.write_private_key(str(work / "id_ed25519"))
-    (work / "id_ed25519").chmod(0o600)
-    client_key.write_public_key(str(work / "id_ed25519.pub"))
-    port = free_port()
-    known = work / "known_hosts"
-    known.write_text(f"[127.*]:{port} {host_key.export_public_key().decode().strip()}\n")
+    port, known = make_keys(work)
     settings = {
         "port": port,
         "user": "bench",

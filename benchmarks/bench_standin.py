@@ -107,6 +107,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def make_keys(work: Path) -> tuple[int, Path]:
+    """The stand-in's host key, the client's key pair (``id_ed25519``) and a known_hosts for every
+    127.* address on a free port, in ``work``: the port and the known_hosts path."""
+    import asyncssh
+
+    host_key = asyncssh.generate_private_key("ssh-ed25519")
+    host_key.write_private_key(str(work / "host_key"))
+    client_key = asyncssh.generate_private_key("ssh-ed25519")
+    client_key.write_private_key(str(work / "id_ed25519"))
+    (work / "id_ed25519").chmod(0o600)
+    client_key.write_public_key(str(work / "id_ed25519.pub"))
+    port = free_port()
+    known = work / "known_hosts"
+    known.write_text(f"[127.*]:{port} {host_key.export_public_key().decode().strip()}\n")
+    return port, known
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -123,19 +140,10 @@ def main() -> int:
         serve(int(args.serve[0]), args.serve[1], args.serve[2])
         return 0
 
-    import asyncssh
     import yaml
 
     work = Path(tempfile.mkdtemp(prefix="fleetrst-standin-"))
-    host_key = asyncssh.generate_private_key("ssh-ed25519")
-    host_key.write_private_key(str(work / "host_key"))
-    client_key = asyncssh.generate_private_key("ssh-ed25519")
-    client_key.write_private_key(str(work / "id_ed25519"))
-    (work / "id_ed25519").chmod(0o600)
-    client_key.write_public_key(str(work / "id_ed25519.pub"))
-    port = free_port()
-    known = work / "known_hosts"
-    known.write_text(f"[127.*]:{port} {host_key.export_public_key().decode().strip()}\n")
+    port, known = make_keys(work)
     hosts = addresses(args.hosts)
     (work / "hosts").write_text("".join(f"{a}\n" for a in hosts))
     (work / "one-host").write_text(f"{hosts[-1]}\n")

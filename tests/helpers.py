@@ -108,3 +108,29 @@ def damaged(draw: st.DrawFn, texts: Sequence[str]) -> str:
             lines[i : i + 1] = [] if kind == "drop-line" else [lines[i], lines[i]]
             text = "\n".join(lines)
     return text
+
+
+# Every key of every watch event line and what each may hold (README, "Watching"); `fleetrst history
+# --events -o json` has the same but "v", and "causes" (what the history keeps) for "investigation".
+_NUMBER = (int, float)
+EVENT_LINE_SHAPE: dict[str, tuple[type, ...]] = {
+    "v": (int,),
+    "event": (str,),
+    "time": (str,),
+    "host": (str,),
+    "groups": (list,),
+    "metric": (str, type(None)),
+    "level": (str, type(None)),
+    "previous": (str, type(None)),
+    "value": (*_NUMBER, type(None)),
+    "limit": (*_NUMBER, type(None)),
+    "baseline": (*_NUMBER, type(None)),
+    "rule": (str, type(None)),
+    "error": (str, type(None)),
+    "error_kind": (str, type(None)),
+    "down_s": (*_NUMBER, type(None)),
+    "cause": (str, type(None)),
+    "summary": (str, type(None)),
+    "triggers": (list, type(None)),
+    "investigation": (dict, type(None)),
+}

@@ -118,10 +118,8 @@ def _seconds(value: object, what: str) -> str:
 # linprocfs, where mounted, is under /compat/linux/proc and has no net/snmp). ``r`` then reads one sample:
 # on Linux the four files with one ``cat``; on FreeBSD the clock, the boot time and the TCP statistics
 # (``netstat -s -p tcp``, as libxo JSON where netstat has it). See :mod:`fleetrst.measure.freebsd`.
-_READER = (
-    f"if [ -r {SNMP_PATH} ]; then r() {{ cat {' '.join(FILES)} 2>&1; }}; else r() {{ {FREEBSD_SAMPLE}; }}; fi"
-)
 _LINUX = f"[ -r {SNMP_PATH} ]"
+_READER = f"if {_LINUX}; then r() {{ cat {' '.join(FILES)} 2>&1; }}; else r() {{ {FREEBSD_SAMPLE}; }}; fi"
 _NO_NAMESPACES = "@@unseen not Linux: FreeBSD jails with a network stack of their own (VNET) are not read"
 
 

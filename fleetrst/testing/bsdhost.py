@@ -176,7 +176,7 @@ elif TOOL == "netstat":
     for row in ss("-tan"):
         state = STATES.get(row[0], "CLOSED")
         print("%-5s %6s %6s %-22s %-22s %s" % (proto(row[3]), row[1], row[2], dotted(row[3]),
-              dotted(row[4]).replace(".*", ".*") if row[4] != "*:*" else "*.*", state))
+              dotted(row[4]) if row[4] != "*:*" else "*.*", state))
 elif TOOL == "sockstat":
     print("USER     COMMAND    PID   FD  PROTO  LOCAL ADDRESS         FOREIGN ADDRESS")
     user = os.environ.get("USER", "fleet")

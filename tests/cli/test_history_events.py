@@ -19,7 +19,7 @@ from fleetrst.history.store import HistoryStore
 from fleetrst.investigate.result import CauseResult, Investigation, ProcessRef
 from fleetrst.measure.alarms import AlarmState, WatchEvent
 from fleetrst.render.watch import InvestigatedEvent
-from tests.helpers import host, report, run_cli
+from tests.helpers import EVENT_LINE_SHAPE, host, report, run_cli
 
 NOW = time.time()
 DAY = 86400.0
@@ -69,27 +69,10 @@ EVENTS = [
         "raised", "h003", NOW - 600, ("fleet",), "resets_sent", "warning", "ok", 61.2, 50.0, 3.1, "spike"
     ),
 ]
-# Every key of every event in -o json, and what each may hold: the watch's JSON line's keys, with
-# "causes" (what the history keeps of an investigation) in place of "investigation", and no "v".
-NUMBER = (int, float)
+# Every key of every event in -o json: the watch's JSON line's, with "causes" (what the history keeps
+# of an investigation) in place of "investigation", and no "v".
 SHAPE: dict[str, tuple[type, ...]] = {
-    "event": (str,),
-    "time": (str,),
-    "host": (str,),
-    "groups": (list,),
-    "metric": (str, type(None)),
-    "level": (str, type(None)),
-    "previous": (str, type(None)),
-    "value": (*NUMBER, type(None)),
-    "limit": (*NUMBER, type(None)),
-    "baseline": (*NUMBER, type(None)),
-    "rule": (str, type(None)),
-    "error": (str, type(None)),
-    "error_kind": (str, type(None)),
-    "down_s": (*NUMBER, type(None)),
-    "cause": (str, type(None)),
-    "summary": (str, type(None)),
-    "triggers": (list, type(None)),
+    **{k: v for k, v in EVENT_LINE_SHAPE.items() if k not in ("v", "investigation")},
     "causes": (list, type(None)),
 }
 

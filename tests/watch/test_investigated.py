@@ -32,6 +32,7 @@ from fleetrst.render.watch import (
     event_text,
     live_view,
 )
+from tests.helpers import EVENT_LINE_SHAPE
 from tests.watch.streaming_host import StreamingHost
 from tests.watch.test_watch import Run
 
@@ -54,29 +55,7 @@ FOUND = Investigation(
 )
 NOTHING = Investigation(unseen=("ss (iproute2) is not installed",), errors=("ss: not installed",))
 
-# Every key of every event line, and what each may hold (README, "Watching").
-NUMBER = (int, float)
-LINE_SHAPE: dict[str, tuple[type, ...]] = {
-    "v": (int,),
-    "event": (str,),
-    "time": (str,),
-    "host": (str,),
-    "groups": (list,),
-    "metric": (str, type(None)),
-    "level": (str, type(None)),
-    "previous": (str, type(None)),
-    "value": (*NUMBER, type(None)),
-    "limit": (*NUMBER, type(None)),
-    "baseline": (*NUMBER, type(None)),
-    "rule": (str, type(None)),
-    "error": (str, type(None)),
-    "error_kind": (str, type(None)),
-    "down_s": (*NUMBER, type(None)),
-    "cause": (str, type(None)),
-    "summary": (str, type(None)),
-    "triggers": (list, type(None)),
-    "investigation": (dict, type(None)),
-}
+LINE_SHAPE = EVENT_LINE_SHAPE
 TRIGGER_KEYS = {"metric", "level", "value", "limit", "baseline", "rule"}
 # The investigation object as README.md documents it for `fleetrst investigate -o json` (version 1).
 INVESTIGATION_KEYS = {
