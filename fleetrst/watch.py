@@ -346,19 +346,26 @@ class Watch:
             try:
                 async with session.stream(
                     self._command, max_line=options.max_line, keepalive_s=options.keepalive_s
-                ) as lines:
-                    async for line in lines:
-                        try:
-                            frame = frames.feed(line)
-                        except ProbeParseError as exc:
-                            self.unreadable += 1
-                            host.parse_error = str(exc)
-                            host.show(self.clock(), error=f"unreadable sample: {exc}")
-                            continue
-                        if frame is not None:
+                ) as batches:
+                    async for lines in batches:
+                        # Usually one whole frame, read at once; else line by line.
+                        if (frame := frames.whole(lines)) is not None:
                             got += 1
                             host.last_sample = loop.time()
                             self._sample(host, frame[1])
+                            continue
+                        for line in lines:
+                            try:
+                                frame = frames.feed(line)
+                            except ProbeParseError as exc:
+                                self.unreadable += 1
+                                host.parse_error = str(exc)
+                                host.show(self.clock(), error=f"unreadable sample: {exc}")
+                                continue
+                            if frame is not None:
+                                got += 1
+                                host.last_sample = loop.time()
+                                self._sample(host, frame[1])
             except asyncio.CancelledError:
                 if not watchdog.fired or self._stopping:
                     raise

@@ -43,6 +43,7 @@ import re
 import sys
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from numbers import Real
 from operator import itemgetter
 
@@ -598,6 +599,27 @@ class WatchFrames:
             snapshot = self._kept(_read_sample(reader, self._index, 2))
             self._layout = _learn_layout(lines, self.keep)
         return self._index, snapshot
+
+    def whole(self, lines: list[str]) -> tuple[int, Snapshot] | None:
+        """What feeding ``lines`` one by one gives, when they are exactly one whole frame of the known
+        layout (how a frame usually arrives: one write on the host, one packet); None otherwise, and
+        nothing has changed: feed them one by one. The same checks as :meth:`feed`, but per frame."""
+        layout = self._layout
+        if layout is None or self._lines is not None or not 3 < len(lines) <= self.max_lines + 1:
+            return None
+        header = WATCH_HEADER.fullmatch(lines[0].rstrip("\r"))
+        if header is None or int(header.group(1)) != FORMAT_VERSION:
+            return None
+        index = int(header.group(2))
+        end = f"@@end {index}"
+        # feed() reads a body line starting with "@" as a possible marker: none but "@@rc" may be there.
+        if lines[-1] != end or any(map(str.startswith, lines[1:-2], repeat("@"))):
+            return None
+        snapshot = self._read_known(lines[1:])
+        if snapshot is None:
+            return None
+        self._index, self._end = index, end
+        return index, snapshot
 
     def _kept(self, snapshot: Snapshot) -> Snapshot:
         if self.keep is None:

@@ -92,7 +92,7 @@ class AsyncsshSession:
         max_line: int = DEFAULT_MAX_LINE,
         max_buffer: int = DEFAULT_STREAM_BUFFER,
         keepalive_s: float | None = None,
-    ) -> AsyncIterator[AsyncIterator[str]]:
+    ) -> AsyncIterator[AsyncIterator[list[str]]]:
         try:
             if keepalive_s:
                 self._conn.set_keepalive(keepalive_s, 3)
@@ -181,7 +181,7 @@ class _StreamSession(asyncssh.SSHClientSession[bytes]):
             self.waiter = None
 
 
-async def _stream_lines(session: _StreamSession, max_line: int) -> AsyncGenerator[str, None]:
+async def _stream_lines(session: _StreamSession, max_line: int) -> AsyncGenerator[list[str], None]:
     splitter = LineSplitter(max_line)
     chunks = session.chunks
     while True:
@@ -191,13 +191,13 @@ async def _stream_lines(session: _StreamSession, max_line: int) -> AsyncGenerato
             if session.paused and session.buffered <= session.max_buffer // 2:
                 session.paused = False
                 session.channel.resume_reading()
-            for line in splitter.feed(data):
-                yield line
+            if lines := splitter.feed(data):
+                yield lines
         if session.ended:
             break
         await session.wait()
-    for line in splitter.rest():
-        yield line
+    if rest := splitter.rest():
+        yield rest
     with contextlib.suppress(TimeoutError):  # the exit status and the close follow the end of output
         async with asyncio.timeout(5):
             while not session.closed:

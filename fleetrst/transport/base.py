@@ -193,12 +193,14 @@ class Session(Protocol):
         max_line: int = DEFAULT_MAX_LINE,
         max_buffer: int = DEFAULT_STREAM_BUFFER,
         keepalive_s: float | None = None,
-    ) -> AbstractAsyncContextManager[AsyncIterator[str]]:
+    ) -> AbstractAsyncContextManager[AsyncIterator[list[str]]]:
         """Start ``command`` (through the remote POSIX shell) and read its standard output as it comes.
 
-        ``async with session.stream(cmd) as lines: async for line in lines: ...`` gives each line as
-        soon as it is complete, decoded (invalid UTF-8 replaced), without its newline; the iteration
-        ends when the command ends (a last line without a newline comes out too). Standard error is
+        ``async with session.stream(cmd) as batches: async for lines in batches: ...`` gives the lines
+        as soon as they are complete, decoded (invalid UTF-8 replaced), without their newlines, in
+        batches: each a non-empty list of the lines that one read completed (a host's one write, such
+        as a watch frame, usually comes as one batch: one wake of the reader, not one per line). The
+        iteration ends when the command ends (a last line without a newline comes out too). Standard error is
         read and dropped. Memory is bounded: a line over ``max_line`` bytes raises
         :class:`OutputTooLarge`, and at most ``max_buffer`` bytes are received ahead of the reader (the
         host is then made to wait: SSH flow control, or a full pipe). A connection that drops raises

@@ -59,7 +59,7 @@ class LocalSession:
         max_line: int = DEFAULT_MAX_LINE,
         max_buffer: int = DEFAULT_STREAM_BUFFER,
         keepalive_s: float | None = None,  # no connection to keep alive
-    ) -> AsyncIterator[AsyncIterator[str]]:
+    ) -> AsyncIterator[AsyncIterator[list[str]]]:
         try:
             process = await asyncio.create_subprocess_exec(
                 "/bin/sh",
@@ -93,14 +93,14 @@ class LocalSession:
         return None
 
 
-async def _local_lines(process: asyncio.subprocess.Process, max_line: int) -> AsyncGenerator[str, None]:
+async def _local_lines(process: asyncio.subprocess.Process, max_line: int) -> AsyncGenerator[list[str], None]:
     assert process.stdout is not None
     splitter = LineSplitter(max_line)
     while chunk := await process.stdout.read(READ_CHUNK):
-        for line in splitter.feed(chunk):
-            yield line
-    for line in splitter.rest():
-        yield line
+        if lines := splitter.feed(chunk):
+            yield lines
+    if rest := splitter.rest():
+        yield rest
     await process.wait()
 
 

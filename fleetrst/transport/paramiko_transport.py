@@ -112,7 +112,7 @@ class ParamikoSession:
         max_line: int = DEFAULT_MAX_LINE,
         max_buffer: int = DEFAULT_STREAM_BUFFER,
         keepalive_s: float | None = None,
-    ) -> AsyncIterator[AsyncIterator[str]]:
+    ) -> AsyncIterator[AsyncIterator[list[str]]]:
         if keepalive_s:
             self._client.set_keepalive(max(1, round(keepalive_s)))
         channel = await self._owner.call(self._start_stream, command, max_buffer)
@@ -139,7 +139,7 @@ class ParamikoSession:
         await self._owner.call(self._client.close)
 
 
-async def _paramiko_lines(channel: paramiko.Channel, max_line: int) -> AsyncGenerator[str, None]:
+async def _paramiko_lines(channel: paramiko.Channel, max_line: int) -> AsyncGenerator[list[str], None]:
     """The channel's output as lines, read on the event loop when paramiko's own thread has put some
     in the channel's buffer (its ``fileno()`` is a pipe that is readable while there is data or once
     the channel has ended): no thread of ours per stream, however long it runs."""
@@ -155,14 +155,14 @@ async def _paramiko_lines(channel: paramiko.Channel, max_line: int) -> AsyncGene
             while channel.recv_stderr_ready():
                 channel.recv_stderr(READ_CHUNK)  # read and dropped, so that it cannot fill the window
             while channel.recv_ready():
-                for line in splitter.feed(channel.recv(READ_CHUNK)):
-                    yield line
+                if lines := splitter.feed(channel.recv(READ_CHUNK)):
+                    yield lines
             if (channel.closed or channel.eof_received) and not channel.recv_ready():
                 break
     finally:
         loop.remove_reader(fd)
-    for line in splitter.rest():
-        yield line
+    if rest := splitter.rest():
+        yield rest
     # The output ended: the command ended (its exit status, or a signal, which paramiko does not
     # record, then the channel's close follow at once), or the connection went.
     for _ in range(50):

@@ -128,7 +128,7 @@ class FunctionSession:
         max_line: int = DEFAULT_MAX_LINE,
         max_buffer: int = DEFAULT_STREAM_BUFFER,
         keepalive_s: float | None = None,
-    ) -> AsyncIterator[AsyncIterator[str]]:
+    ) -> AsyncIterator[AsyncIterator[list[str]]]:
         if self.closed:
             raise TransportError("stream() on a session that was closed")
         owner = self._owner
@@ -160,18 +160,18 @@ class FunctionSession:
     @staticmethod
     async def _lines(
         source: AsyncIterable[str] | Iterable[str], max_line: int, ended: list[bool]
-    ) -> AsyncGenerator[str, None]:
+    ) -> AsyncGenerator[list[str], None]:
         splitter = LineSplitter(max_line)
         if isinstance(source, AsyncIterable):
             async for piece in source:
-                for line in splitter.feed(piece.encode("utf-8", "surrogateescape")):
-                    yield line
+                if lines := splitter.feed(piece.encode("utf-8", "surrogateescape")):
+                    yield lines
         else:
             for piece in source:
-                for line in splitter.feed(piece.encode("utf-8", "surrogateescape")):
-                    yield line
-        for line in splitter.rest():
-            yield line
+                if lines := splitter.feed(piece.encode("utf-8", "surrogateescape")):
+                    yield lines
+        if rest := splitter.rest():
+            yield rest
         ended.append(True)
 
     async def close(self) -> None:

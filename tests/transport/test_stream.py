@@ -25,8 +25,8 @@ WEB1 = Target("web1", ("fleet",), ConnectionSettings(address="10.231.0.5"))
 
 
 async def _lines(session: Session, command: str, **kwargs: object) -> list[str]:
-    async with session.stream(command, **kwargs) as lines:  # type: ignore[arg-type]
-        return [line async for line in lines]
+    async with session.stream(command, **kwargs) as batches:  # type: ignore[arg-type]
+        return [line async for lines in batches for line in lines]
 
 
 # --- cutting bytes into lines ---
@@ -100,9 +100,9 @@ def test_leaving_a_local_stream_ends_the_command_and_its_sleep_at_once(tmp_path:
         session = await LocalTransport().open(WEB1, timeout=1)
         frames = WatchFrames()
         got = 0
-        async with session.stream(watch_command(every)) as lines:
-            async for line in lines:
-                if frames.feed(line) is not None:
+        async with session.stream(watch_command(every)) as batches:
+            async for lines in batches:
+                if any(frames.feed(line) is not None for line in lines):
                     got += 1
                     if got == 3:
                         break
@@ -156,8 +156,8 @@ def test_leaving_a_test_stream_early_closes_the_streamers_generator_as_a_signal_
     async def main() -> FunctionTransport:
         fake = FunctionTransport(lambda t, c: ExecResult("", "", 0), streamer=forever)
         session = await fake.open(WEB1, timeout=1)
-        async with session.stream("loop") as lines:
-            async for _ in lines:
+        async with session.stream("loop") as batches:
+            async for _ in batches:
                 break
         return fake
 

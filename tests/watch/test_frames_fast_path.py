@@ -3,9 +3,12 @@ the same snapshots, the same errors, for frames the real loop printed under a re
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fleetrst.measure.counters import ProbeParseError
 from fleetrst.measure.probe import WatchFrames, watch_command
@@ -112,3 +115,71 @@ def test_frames_past_the_thousandth_are_read_as_the_first() -> None:
             if (found := frames.feed(line)) is not None:
                 got.append(found[0])
     assert got == [99_998, 99_999, 100_000]
+
+
+# --- a batch of lines read as one frame (WatchFrames.whole) is what feeding them one by one gives ---
+
+_PIECES = [
+    *FRAMES,
+    _first_tcpext_value(FRAMES[1], "12x"),
+    _damaged(FRAMES[2], "\n@@rc 0", "\n@@rc 0\r"),
+    _damaged(FRAMES[1], "\nTcp:", "\n@@end 1\nTcp:"),  # an end marker inside a frame
+    _damaged(FRAMES[2], "\nTcp:", "\n@@fleetrst-watch v2 sample 9\nTcp:"),  # a header inside one
+    _damaged(FRAMES[1], "\nTcp:", "\n@note\nTcp:"),  # a body line that starts as markers do
+    _damaged(FRAMES[3], "\n@@end 3\n", "\n@@end 03\n"),
+    _damaged(FRAMES[0], "@@fleetrst-watch v2", "@@fleetrst-watch v3"),
+    _damaged(FRAMES[0], "sample 0\n", "sample 0\r\n"),
+    "Last login: today\n",
+    "@@end 2\n",
+]
+
+
+# What a watch keeps (the counters its rules judge and it serves), not MaxConn: a signed value that
+# sends every frame through the full parser.
+KEEP = frozenset({"OutRsts", "AttemptFails", "EstabResets", "InSegs", "ListenOverflows", "ListenDrops"})
+
+
+def _outcomes(frames: WatchFrames, batches: list[list[str]], whole: bool) -> list[object]:
+    out: list[object] = []
+    for lines in batches:
+        if whole and (found := frames.whole(lines)) is not None:
+            out.append(found)
+            continue
+        for line in lines:
+            try:
+                found = frames.feed(line)
+            except ProbeParseError as exc:
+                out.append(str(exc))
+                continue
+            if found is not None:
+                out.append(found)
+    return out
+
+
+@given(
+    st.lists(st.sampled_from(range(len(_PIECES))), min_size=1, max_size=12),
+    st.lists(st.integers(min_value=0, max_value=400), max_size=8),
+    st.booleans(),
+)
+@settings(max_examples=300, deadline=None)
+def test_a_batch_read_whole_is_the_same_as_its_lines_fed_one_by_one(
+    picks: list[int], cuts: list[int], by_frame: bool
+) -> None:
+    text = "".join(_PIECES[i] for i in picks)
+    lines = text.split("\n")[:-1]
+    if by_frame:  # as a host's writes arrive: one batch a piece
+        batches = [piece.split("\n")[:-1] for piece in (_PIECES[i] for i in picks)]
+    else:  # cut anywhere between lines
+        edges = sorted({0, len(lines), *(c % (len(lines) + 1) for c in cuts)})
+        batches = [lines[a:b] for a, b in itertools.pairwise(edges) if b > a]
+    assert _outcomes(WatchFrames(keep=KEEP), batches, whole=True) == _outcomes(
+        WatchFrames(keep=KEEP), [lines], whole=False
+    )
+
+
+def test_a_real_frame_arriving_whole_is_read_whole() -> None:
+    frames = WatchFrames(keep=KEEP)
+    first, second = (frame.split("\n")[:-1] for frame in FRAMES[:2])
+    assert frames.whole(first) is None, "no layout yet: the full parser reads the first frame"
+    assert _outcomes(frames, [first], whole=False) == [(0, WatchFrames(keep=KEEP)._kept(full(FRAMES[0])))]
+    assert frames.whole(second) == (1, WatchFrames(keep=KEEP)._kept(full(FRAMES[1])))
