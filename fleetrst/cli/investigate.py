@@ -63,7 +63,8 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_selection_arguments(parser)
-    options.add_timing_arguments(parser, window_default=2.0)
+    timing = options.add_timing_arguments(parser, window_default=2.0)
+    options.add_scale_arguments(timing)
     options.add_connection_arguments(parser)
     options.add_threshold_arguments(parser)
     parser.add_argument(
@@ -104,14 +105,24 @@ def investigator_from_args(args: argparse.Namespace) -> Investigator | None:
 def run(args: argparse.Namespace, context: Context) -> int:
     from ..render.investigation import render_investigation_report
     from ..render.schema import render_json
-    from ..sweep import SweepOptions, run_sweep
+    from ..scale import run_fleet_sweep
+    from ..sweep import SweepOptions
 
     warn, crit = options.thresholds(args)
+    scale = options.scale(args)
     targets, _ = options.select_targets(args)
     investigator = investigator_from_args(args)
     sweep_options = SweepOptions(
-        window_s=args.window, timeout_s=args.timeout, forks=args.forks, warn=warn, crit=crit
+        window_s=args.window,
+        timeout_s=args.timeout,
+        forks=args.forks,
+        handshakes=args.handshakes,
+        warn=warn,
+        crit=crit,
     )
-    report = run_sweep(targets, sweep_options, **options.report_labels(args), investigator=investigator)
+    # As a sweep's investigation: here, on worker processes (--procs) or on a Dask cluster (--dask).
+    report = run_fleet_sweep(
+        targets, sweep_options, scale, **options.report_labels(args), investigator=investigator
+    )
     sys.stdout.write(render_json(report) if args.output == "json" else render_investigation_report(report))
     return report.exit_code

@@ -7,11 +7,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..errors import EXIT_USAGE, UsageError
 from ..model import ConnectionSettings, Target
 from ..units import parse_duration as _parse_duration
+
+if TYPE_CHECKING:
+    from ..scale import Scale
 
 EXIT_CODES_TEXT = (
     "Exit codes: 0 all OK, 1 some WARNING, 2 some CRITICAL, 3 UNKNOWN (a host could not be "
@@ -203,6 +206,28 @@ def add_scale_arguments(timing: argparse._ArgumentGroup) -> None:
         help="at most N SSH handshakes at once on each event loop; a host's timeout starts when its "
         "handshake does, never while it waits for one (default: 100)",
     )
+
+
+def scale(args: argparse.Namespace) -> Scale:
+    """Where the hosts are swept: --dask (also the ``dask`` setting; ``--dask none`` overrides it) or
+    --procs (see :func:`add_scale_arguments`)."""
+    from ..scale import Scale
+    from ..settings import BY_NAME
+
+    dask = args.dask
+    if dask is not None and dask.strip().lower() == "none":
+        dask = None
+    if dask is not None:
+        try:
+            dask = BY_NAME["dask"].convert(dask)
+        except ValueError as exc:
+            raise UsageError(f"--dask {exc}") from None
+        if args.procs is not None:
+            raise UsageError(
+                f"--procs and --dask {dask} exclude each other: a Dask sweep runs on the cluster's "
+                "workers (use --dask none to sweep here)"
+            )
+    return Scale(procs=args.procs, dask=dask)
 
 
 def add_connection_arguments(parser: argparse.ArgumentParser) -> None:

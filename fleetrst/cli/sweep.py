@@ -14,7 +14,6 @@ from . import audit, investigate, options
 from .context import Context
 
 if TYPE_CHECKING:
-    from ..scale import Scale
     from ..sweep import Progress
 
 DESCRIPTION = (
@@ -169,27 +168,6 @@ class _Progress:
             sys.stderr.flush()
 
 
-def _scale(args: argparse.Namespace) -> Scale:
-    """Where the sweep runs: --dask (also the ``dask`` setting; ``--dask none`` overrides it) or --procs."""
-    from ..scale import Scale
-    from ..settings import BY_NAME
-
-    dask = args.dask
-    if dask is not None and dask.strip().lower() == "none":
-        dask = None
-    if dask is not None:
-        try:
-            dask = BY_NAME["dask"].convert(dask)
-        except ValueError as exc:
-            raise UsageError(f"--dask {exc}") from None
-        if args.procs is not None:
-            raise UsageError(
-                f"--procs and --dask {dask} exclude each other: a Dask sweep runs on the cluster's "
-                "workers (use --dask none to sweep here)"
-            )
-    return Scale(procs=args.procs, dask=dask)
-
-
 def run(args: argparse.Namespace, context: Context) -> int:
     from ..inventory import format_list_hosts
     from ..render.fleet import table_formats
@@ -201,7 +179,7 @@ def run(args: argparse.Namespace, context: Context) -> int:
             f"unknown --table-format {args.table_format!r}; one of: {', '.join(table_formats())}"
         )
     warn, crit = options.thresholds(args)
-    scale = _scale(args)
+    scale = options.scale(args)
     targets, names = options.select_targets(args)
     if args.list_hosts:
         sys.stdout.write(format_list_hosts(names))

@@ -63,9 +63,10 @@ def fleet(make_fleet: MakeFleet) -> Iterator[TestFleet]:
         yield fleet
 
 
-def sweep(*args: str) -> tuple[int, dict[str, Any], str]:
+def sweep(*args: str, command: str = "sweep") -> tuple[int, dict[str, Any], str]:
+    history = ("--no-history",) if command == "sweep" else ()  # investigate keeps none
     proc = subprocess.run(
-        [sys.executable, "-m", "fleetrst.cli", "sweep", "-o", "json", "--no-history", *args],
+        [sys.executable, "-m", "fleetrst.cli", command, "-o", "json", *history, *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -110,6 +111,24 @@ def test_a_sweep_through_the_cluster_equals_a_local_sweep(fleet: TestFleet, clus
     assert verdicts(there) == verdicts(here), err
     assert verdicts(there)["h002"] == ("warning", ("resets_received", "resets_sent"))
     assert all(h["rates"] is not None for h in there["hosts"])
+    assert code_dask == code_here == 1
+
+
+def test_an_investigation_through_the_cluster_finds_what_one_here_finds(
+    fleet: TestFleet, cluster: Any
+) -> None:
+    args = ("-i", str(fleet.inventory_path), "--window", "1", "--capture", "1")
+
+    def found(doc: dict[str, Any]) -> dict[str, tuple[str, tuple[str, ...]]]:
+        return {
+            h["host"]: (h["status"], tuple(c["cause"] for c in h["investigation"]["causes"]))
+            for h in doc["hosts"]
+        }
+
+    code_here, here, _ = sweep(*args, command="investigate")
+    code_dask, there, err = sweep(*args, "--dask", cluster.scheduler_address, command="investigate")
+    assert found(there) == found(here), err
+    assert found(there)["h002"] == ("warning", ("closed_port",))
     assert code_dask == code_here == 1
 
 

@@ -42,10 +42,11 @@ def fleet(make_fleet: MakeFleet) -> Iterator[TestFleet]:
 
 
 def sweep(
-    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, command: str = "sweep"
 ) -> tuple[int, dict[str, Any], str]:
+    history = ("--no-history",) if command == "sweep" else ()  # investigate keeps none
     proc = subprocess.run(
-        [sys.executable, "-m", "fleetrst.cli", "sweep", "-o", "json", "--no-history", *args],
+        [sys.executable, "-m", "fleetrst.cli", command, "-o", "json", *history, *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -105,6 +106,22 @@ def test_two_processes_give_each_host_the_verdict_one_process_gives(fleet: TestF
     assert verdicts(two) == verdicts(one), err
     assert verdicts(two)[STORM] == ("warning", None, ("resets_received", "resets_sent"))
     assert verdicts(two)["closed"][0] == "unreachable"
+    assert code_two == code_one == 1
+
+
+def test_investigate_on_two_processes_finds_what_one_process_finds(fleet: TestFleet) -> None:
+    args = ("-i", str(fleet.inventory_path), "quick", "--window", "1", "--capture", "1")
+
+    def found(doc: dict[str, Any]) -> dict[str, tuple[str, tuple[str, ...]]]:
+        return {
+            h["host"]: (h["status"], tuple(c["cause"] for c in h["investigation"]["causes"]))
+            for h in doc["hosts"]
+        }
+
+    code_one, one, _ = sweep(*args, "--procs", "1", command="investigate")
+    code_two, two, err = sweep(*args, "--procs", "2", command="investigate")
+    assert found(two) == found(one), err
+    assert found(two)[STORM] == ("warning", ("closed_port",)), "the storm's cause, found on a worker"
     assert code_two == code_one == 1
 
 
