@@ -17,10 +17,13 @@ CLI as users run it (``fleetrst watch -i INV --every E --listen ... -o jsonl --n
   apart), read before anything scrapes /metrics (a scrape of N hosts builds its text in memory: the
   RSS after two scrapes is reported too);
 - the end: the time from SIGINT to the watch's exit, and the processes the fleet's login user still
-  has in any host's namespace a moment later (the remote loops: there must be none).
+  has in any host's namespace a moment later (the remote loops: there must be none);
+- with ``--floor``: the bare asyncssh floor (``floor_watch.py``: the same remote loop on the same
+  hosts, received and dropped) runs side by side with the watch, over the same spans, and its CPU per
+  host per round is reported next to the watch's, with their ratio span by span.
 
     python benchmarks/bench_watch.py --hosts 200 --every 10 --rounds 6      # as root
-    python benchmarks/bench_watch.py --hosts 1000 --every 10 --rounds 6 --json out.json
+    python benchmarks/bench_watch.py --hosts 1000 --every 10 --rounds 6 --floor --json out.json
 
 The issue's targets: at most 0.3 ms of client CPU per host per round, at most 64 KiB RSS per host.
 """
@@ -149,6 +152,55 @@ class Watcher:
         return time.monotonic() - start, code
 
 
+class Floor:
+    """``floor_watch.py`` over the fleet: its CPU, and the frames it has received (asked by SIGUSR1)."""
+
+    def __init__(self, fleet: Any, every: float, work: Path) -> None:
+        hosts = work / "floor-hosts"
+        hosts.write_text("\n".join(h.address for h in fleet.hosts) + "\n")
+        self.count_file = work / "floor-count"
+        argv = [
+            *(sys.executable, str(Path(__file__).with_name("floor_watch.py"))),
+            *("--hosts-file", str(hosts), "--user", fleet.user, "--key", str(fleet.client_key_path)),
+            *("--known-hosts", str(fleet.known_hosts_path), "--every", f"{every:g}"),
+            *("--count-file", str(self.count_file)),
+        ]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+
+    def counts(self) -> tuple[int, int]:
+        """(hosts connected, frames received), as the floor wrote them on SIGUSR1."""
+        self.count_file.unlink(missing_ok=True)
+        self.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                connected, frames = self.count_file.read_text().split()
+                return int(connected), int(frames)
+            except (OSError, ValueError):
+                time.sleep(0.05)
+        raise SystemExit("the floor did not say how many frames it has received")
+
+    def wait_connected(self, hosts: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.count_file.exists():  # written once its SIGUSR1 handler is set
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the floor did not start (exit {self.proc.poll()})")
+            time.sleep(0.1)
+        while self.counts()[0] < hosts:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the floor did not connect to every host (exit {self.proc.poll()})")
+            time.sleep(0.5)
+
+    def reading(self) -> tuple[float, int]:
+        """(CPU seconds so far, frames so far)."""
+        cpu = cpu_seconds(self.proc.pid)
+        return cpu, self.counts()[1]
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=60)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -164,6 +216,11 @@ def main() -> int:
         "on a shared machine other processes inflate a process's CPU time)",
     )
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also run the bare asyncssh floor (floor_watch.py) side by side, over the same spans",
+    )
     args = parser.parse_args()
 
     from fleetrst.testing import TestFleet
@@ -187,6 +244,11 @@ def main() -> int:
         connect_cpu = cpu_seconds(watch.proc.pid) - cpu_start
         time.sleep(2 * args.every)  # two more rounds: every host past its first samples
         rss_held = rss_kib(watch.proc.pid)  # before any scrape
+        floor = Floor(fleet, args.every, work) if args.floor else None
+        floor_spans: list[tuple[float, float]] = []  # (cpu seconds, frames)
+        if floor is not None:
+            floor.wait_connected(args.hosts, 120 + args.hosts * 0.1)
+            time.sleep(2 * args.every)
 
         spans: list[tuple[float, float, float]] = []  # (seconds, cpu seconds, samples)
         scrapes: list[float] = []  # cpu seconds of each scrape
@@ -195,16 +257,22 @@ def main() -> int:
         scrapes.append(cpu_seconds(watch.proc.pid) - cpu_before)
         assert before["up"] == args.hosts, before
         for _ in range(args.spans):
+            floor_before = floor.reading() if floor is not None else (0.0, 0)
             cpu_before = cpu_seconds(watch.proc.pid)  # after the scrape: its CPU is not counted
             span_start = time.monotonic()
             time.sleep(args.rounds * args.every)
             cpu_after = cpu_seconds(watch.proc.pid)
+            if floor is not None:
+                floor_after = floor.reading()
+                floor_spans.append((floor_after[0] - floor_before[0], floor_after[1] - floor_before[1]))
             span = time.monotonic() - span_start
             after = scrape(watch.port)
             scrapes.append(cpu_seconds(watch.proc.pid) - cpu_after)
             spans.append((span, cpu_after - cpu_before, after["samples"] - before["samples"]))
             before = after
         rss_scraped = rss_kib(watch.proc.pid)
+        if floor is not None:
+            floor.stop()
         stop_s, code = watch.stop()
         time.sleep(0.5)
         left = user_processes(fleet)
@@ -229,6 +297,17 @@ def main() -> int:
             exit_code=code,
             processes_left=len(left),
         )
+        if floor is not None:
+            floor_per = [cpu / frames * 1000 if frames else None for cpu, frames in floor_spans]
+            watch_per = [cpu / samples * 1000 if samples else None for _, cpu, samples in spans]
+            ratios = sorted(w / f for w, f in zip(watch_per, floor_per, strict=True) if w and f)
+            valid = sorted(x for x in floor_per if x)
+            figures.update(
+                floor_cpu_ms_per_host_round_spans=[round(x, 3) if x else None for x in floor_per],
+                floor_cpu_ms_per_host_round=round(statistics.median(valid), 3) if valid else None,
+                watch_over_floor_spans=[round(r, 2) for r in ratios],
+                watch_over_floor=round(statistics.median(ratios), 2) if ratios else None,
+            )
     width = max(len(k) for k in figures)
     for key, value in figures.items():
         print(f"{key:<{width}}  {value}")
