@@ -15,7 +15,9 @@ starts one worker per core from 500 hosts on, and a worker's own ~45 MB is not a
 the hosts: it is memory per host *in flight* only when every host is in flight at the peak, that is
 when the window is longer than the handshake queue (say --window 60 for 3,000 hosts here); with a
 short window, the first hosts are done before the last connect. ``benchmarks/bench_memory.py`` says
-where it goes.
+where it goes. PSS per host is the same with the tree's summed PSS (proportional set size: a page that
+k processes share counts 1/k in each), which is what the machine spends: summed RSS counts what forked
+workers share with the parent (the inventory, the targets) once per process.
 
     python benchmarks/bench_standin.py --hosts 10000 --window 5 --servers 2
     python benchmarks/bench_standin.py --hosts 2000 --tools fleetrst-procs1,fleetrst-procs2
@@ -218,18 +220,22 @@ def main() -> int:
         )
         print(
             f"{'tool':<18} {'beyond window (s)':>18} {'client CPU (s)':>15} {'CPU/host (ms)':>14} "
-            f"{'peak RSS (MB)':>14} {'RSS/host (KB)':>14}  measured"
+            f"{'peak RSS (MB)':>14} {'RSS/host (KB)':>14} {'PSS/host (KB)':>14}  measured"
         )
         for tool in [t.strip() for t in args.tools.split(",") if t.strip()]:
             argv, alone, in_base = commands[tool]
-            wall, cpu, _, out, rss, _ = timed(argv, env)
+            wall, cpu, _, out, rss, pss = timed(argv, env)
             at = alone.index("--window") + 1
-            base = timed([*alone[:at], "1", *alone[at + 1 :]], env)[4]  # memory, not time: a short window
+            # memory, not time: a short window
+            _, _, _, _, base, base_pss = timed([*alone[:at], "1", *alone[at + 1 :]], env)
             measured = _measured(out, tool)
             per_host = (rss - base) * 1024 / (args.hosts - in_base)
+            # Summed RSS counts a page the processes share (what a forked worker inherited from the
+            # parent: the interpreter, the inventory) once per process; PSS divides it among them.
+            pss_per_host = (pss - base_pss) * 1024 / (args.hosts - in_base)
             print(
                 f"{tool:<18} {wall - args.window:>18.2f} {cpu:>15.2f} {cpu * 1000 / args.hosts:>14.2f} "
-                f"{rss:>14.1f} {per_host:>14.1f}  {measured}/{args.hosts}",
+                f"{rss:>14.1f} {per_host:>14.1f} {pss_per_host:>14.1f}  {measured}/{args.hosts}",
                 flush=True,
             )
     finally:
