@@ -60,6 +60,7 @@ from .transport.base import (
     Session,
     TransportError,
     Transports,
+    follow,
 )
 from .units import seconds
 
@@ -340,32 +341,40 @@ class Watch:
         while True:
             frames = WatchFrames(keep=host.keep)
             got = 0
+
+            def on_lines(lines: list[str], frames: WatchFrames = frames) -> None:
+                """The lines that came together (usually one whole frame, read at once; else line by line).
+                Called as they arrive: from the transport's receive callback where it has one."""
+                nonlocal got
+                if (frame := frames.whole(lines)) is not None:
+                    got += 1
+                    host.last_sample = loop.time()
+                    self._sample(host, frame[1])
+                    return
+                for line in lines:
+                    try:
+                        frame = frames.feed(line)
+                    except ProbeParseError as exc:
+                        self.unreadable += 1
+                        host.parse_error = str(exc)
+                        host.show(self.clock(), error=f"unreadable sample: {exc}")
+                        continue
+                    if frame is not None:
+                        got += 1
+                        host.last_sample = loop.time()
+                        self._sample(host, frame[1])
+
             # The first sample comes at once, then one a round: silence past stale_s is a loss.
             host.last_sample = loop.time()
             watchdog = _Watchdog(host, options.stale_s, task)
             try:
-                async with session.stream(
-                    self._command, max_line=options.max_line, keepalive_s=options.keepalive_s
-                ) as batches:
-                    async for lines in batches:
-                        # Usually one whole frame, read at once; else line by line.
-                        if (frame := frames.whole(lines)) is not None:
-                            got += 1
-                            host.last_sample = loop.time()
-                            self._sample(host, frame[1])
-                            continue
-                        for line in lines:
-                            try:
-                                frame = frames.feed(line)
-                            except ProbeParseError as exc:
-                                self.unreadable += 1
-                                host.parse_error = str(exc)
-                                host.show(self.clock(), error=f"unreadable sample: {exc}")
-                                continue
-                            if frame is not None:
-                                got += 1
-                                host.last_sample = loop.time()
-                                self._sample(host, frame[1])
+                await follow(
+                    session,
+                    self._command,
+                    on_lines,
+                    max_line=options.max_line,
+                    keepalive_s=options.keepalive_s,
+                )
             except asyncio.CancelledError:
                 if not watchdog.fired or self._stopping:
                     raise

@@ -14,7 +14,7 @@ import copy
 import ipaddress
 import os
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +122,49 @@ class AsyncsshSession:
                     channel.send_signal("TERM")
             channel.close()
 
+    async def follow(
+        self,
+        command: str,
+        on_lines: Callable[[list[str]], None],
+        *,
+        max_line: int = DEFAULT_MAX_LINE,
+        keepalive_s: float | None = None,
+    ) -> None:
+        """:func:`~fleetrst.transport.base.follow`, natively: ``on_lines`` runs in asyncssh's receive
+        callback, so a batch costs no task wake-up (a watch of thousands of hosts has one a host a
+        round), and the caller's task sleeps until the command ends."""
+        try:
+            if keepalive_s:
+                self._conn.set_keepalive(keepalive_s, 3)
+            channel, session = await self._conn.create_session(
+                lambda: _FollowSession(on_lines, max_line),
+                command,
+                encoding=None,
+                window=DEFAULT_STREAM_BUFFER,
+                max_pktsize=32768,
+            )
+            channel.write_eof()  # nothing for its standard input
+        except (asyncssh.ConnectionLost, asyncssh.DisconnectError) as exc:
+            raise ConnectionLost.during_command(exc.reason) from exc
+        except asyncssh.Error as exc:
+            raise CommandFailed(f"ssh error while starting the command: {exc.reason}") from exc
+        except OSError as exc:
+            raise ConnectionLost.during_command(exc) from exc
+        try:
+            await session.ended
+            if session.failure is not None:
+                raise session.failure
+            with contextlib.suppress(TimeoutError):  # the exit status and the close follow the output
+                async with asyncio.timeout(5):
+                    await asyncio.shield(session.gone)
+            _raise_for_end(session.error, channel)
+        finally:
+            if not session.closed:
+                # Still running (the caller was cancelled, or reading failed): end it now, as stream does.
+                with contextlib.suppress(Exception):
+                    channel.send_signal("TERM")
+            channel.close()
+
     async def close(self) -> None:
         self._conn.close()
         with contextlib.suppress(Exception):
@@ -202,14 +245,72 @@ async def _stream_lines(session: _StreamSession, max_line: int) -> AsyncGenerato
         async with asyncio.timeout(5):
             while not session.closed:
                 await session.wait()
-    error = session.error
+    _raise_for_end(session.error, session.channel)
+
+
+class _FollowSession(asyncssh.SSHClientSession[bytes]):
+    """A followed command's output, cut into lines and handed to ``on_lines`` as it arrives, from
+    asyncssh's receive callback: nothing is kept, no task is woken (see :meth:`AsyncsshSession.follow`).
+    What ``on_lines`` raises (and a line over ``max_line``) ends the command and is raised by follow."""
+
+    def __init__(self, on_lines: Callable[[list[str]], None], max_line: int) -> None:
+        self.on_lines = on_lines
+        self.splitter = LineSplitter(max_line)
+        self.channel: Any = None
+        self.closed = False
+        self.error: Exception | None = None  # the connection's
+        self.failure: Exception | None = None  # what reading the output raised
+        loop = asyncio.get_running_loop()
+        self.ended: asyncio.Future[None] = loop.create_future()  # end of output (or the close)
+        self.gone: asyncio.Future[None] = loop.create_future()  # the channel closed
+
+    def connection_made(self, channel: Any) -> None:
+        self.channel = channel
+
+    def data_received(self, data: bytes, datatype: int | None) -> None:
+        if datatype is not None or self.ended.done():
+            return  # standard error: read and dropped; or after a failure: dropped
+        try:
+            if lines := self.splitter.feed(data):
+                self.on_lines(lines)
+        except Exception as exc:  # raised by follow(), not into asyncssh's receive path
+            self.failure = exc  # follow() signals the command and closes the channel
+            self._end()
+
+    def eof_received(self) -> bool:
+        if not self.ended.done():
+            try:
+                if rest := self.splitter.rest():
+                    self.on_lines(rest)
+            except Exception as exc:  # as in data_received
+                self.failure = exc
+                self._end()
+                return False
+            self._end()
+        return True  # stay open for the exit status
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.error is None:
+            self.error = exc
+        self._end()
+        if not self.gone.done():
+            self.gone.set_result(None)
+
+    def _end(self) -> None:
+        if not self.ended.done():
+            self.ended.set_result(None)
+
+
+def _raise_for_end(error: Exception | None, channel: Any) -> None:
+    """After a streamed command's output ended: what went wrong with the connection or the command, if
+    anything, raised as a TransportError."""
     if isinstance(error, asyncssh.ConnectionLost | asyncssh.DisconnectError):
         raise ConnectionLost.during_command(error.reason) from error
     if isinstance(error, asyncssh.Error):
         raise CommandFailed(f"ssh error while reading the command's output: {error.reason}") from error
     if isinstance(error, OSError):
         raise ConnectionLost.during_command(error) from error
-    channel = session.channel
     if channel.get_exit_status() is None and channel.get_exit_signal() is None:
         raise ConnectionLost.no_exit_status()
 

@@ -9,7 +9,7 @@ exceptions, each mapping onto a host status and an error kind that users can gre
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -214,6 +214,31 @@ class Session(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+async def follow(
+    session: Session,
+    command: str,
+    on_lines: Callable[[list[str]], None],
+    *,
+    max_line: int = DEFAULT_MAX_LINE,
+    keepalive_s: float | None = None,
+) -> None:
+    """Run ``command`` as :meth:`Session.stream` does, handing each batch of lines to ``on_lines`` as it
+    comes; return when the command ends, raise what the stream's iteration (or ``on_lines``) raises.
+    Cancelling the caller ends the command as leaving the stream does.
+
+    A session with a ``follow`` method of its own (asyncssh's) calls ``on_lines`` straight from its
+    receive callback: no task is woken a batch, which a watch of thousands of hosts, a batch a host a
+    round, pays for. The others are read through :meth:`Session.stream`.
+    """
+    native = getattr(session, "follow", None)
+    if native is not None:
+        await native(command, on_lines, max_line=max_line, keepalive_s=keepalive_s)
+        return
+    async with session.stream(command, max_line=max_line, keepalive_s=keepalive_s) as batches:
+        async for lines in batches:
+            on_lines(lines)
 
 
 class Transport(Protocol):
