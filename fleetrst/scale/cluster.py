@@ -2,8 +2,9 @@
 
 Each shard is a coroutine (:func:`sweep_dask_shard`) that Dask runs on its worker's own event loop: an
 asyncio :class:`~fleetrst.sweep.Sweep` of the shard's hosts, over the worker's own transports, keys,
-agent and known_hosts. This process submits the shards (``pure=False``: every sweep is new), gathers
-them with ``as_completed`` and merges them into one list in target order; the report, its outputs,
+agent and known_hosts. This process submits the shards (``pure=False``: every sweep is new); each
+shard sends its hosts' results as they finish (with its phase counts, on a Dask ``Queue``, four times a
+second) and returns the rest; they are merged into one list in target order; the report, its outputs,
 history and exit code are made here, as for one process.
 
 - **Sites.** A host's ``fleetrst_site`` inventory variable pins its shard to workers that declare that
@@ -17,11 +18,13 @@ history and exit code are made here, as for one process.
 - **A worker lost mid-sweep** costs at most its shard's time: Dask runs the shard again on another
   worker that can take it, once (a third run reports its hosts as ``worker_lost`` without trying);
   when no worker for its site is left for a host budget (window + timeout), its hosts are
-  ``error`` / ``worker_lost``. Nothing from the other shards is lost.
+  ``error`` / ``worker_lost``. Its hosts that had finished keep the results they sent; nothing from
+  the other shards is lost.
 - **Ctrl-C** sets a Dask ``Event`` that every shard watches: each interrupts its sweep as one process
   would (finished hosts kept, the rest ``interrupted``) and returns. Shards not back within
   ``STOP_GRACE_S`` are cancelled, their hosts ``interrupted``.
-- **Progress**: shards put their phase counts on a Dask ``Queue`` every quarter of a second.
+- **Progress and results**: shards put their phase counts on a Dask ``Queue`` every quarter of a
+  second, with the results of the hosts that finished since (pickled: the queue carries msgpack).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import pickle
 import secrets
 import signal
 import time
@@ -80,8 +84,11 @@ class DaskShard:
 
 @dataclass(frozen=True)
 class DaskShardOutcome:
+    """What a shard's task returns: the results it did not send on the queue as its hosts finished,
+    each with its host's place in the shard."""
+
     number: int
-    results: tuple[HostResult, ...]
+    results: tuple[tuple[int, HostResult], ...]
     notes: tuple[str, ...] = ()
 
 
@@ -120,7 +127,8 @@ async def sweep_dask_shard(shard: DaskShard) -> DaskShardOutcome:
 
     def all_failed(kind: Any, status: Any, message: str) -> DaskShardOutcome:
         return DaskShardOutcome(
-            shard.number, tuple(failed_result(t, status, kind, message) for t in shard.targets)
+            shard.number,
+            tuple((local, failed_result(t, status, kind, message)) for local, t in enumerate(shard.targets)),
         )
 
     if shard.version != __version__:
@@ -152,9 +160,17 @@ async def sweep_dask_shard(shard: DaskShard) -> DaskShardOutcome:
     sweep = Sweep(options, transports, shard.investigator)
     queue = Queue(names.progress)
     finished = asyncio.Event()
+    places: dict[str, list[int]] = {}  # a host's place in the shard (a name may come twice)
+    for local, target in enumerate(shard.targets):
+        places.setdefault(target.name, []).append(local)
+    outbox: list[tuple[int, HostResult]] = []  # finished, not sent yet
+
+    def on_result(result: HostResult) -> None:
+        outbox.append((places[result.host].pop(0), result))
 
     async def watch() -> None:
-        """Stop when told; report the phase counts when they change. Never cancelled mid-call."""
+        """Stop when told; send the phase counts when they change, with the results that came since
+        (pickled: the queue carries msgpack). Never cancelled mid-call."""
         last: tuple[int, int, int, int] | None = None
         while not finished.is_set():
             with contextlib.suppress(TimeoutError):
@@ -162,19 +178,22 @@ async def sweep_dask_shard(shard: DaskShard) -> DaskShardOutcome:
             if sweep.interrupted_by is None and await stop.is_set():
                 sweep.interrupt(str(await Variable(names.reason).get(timeout=5)))
             counts = sweep.progress.as_tuple()
-            if counts != last:
+            if counts != last or outbox:
                 last = counts
-                await queue.put([shard.number, *counts])
+                batch = outbox[:]
+                outbox.clear()
+                await queue.put([shard.number, *counts, pickle.dumps(batch) if batch else b""])
 
     watcher = asyncio.ensure_future(watch())
     try:
-        results = await sweep.run(shard.targets)
+        # Results go out as hosts finish, so a worker lost later loses only its unfinished hosts.
+        unsent = await sweep.run_streaming(shard.targets, on_result)
     finally:
         finished.set()
         await transports.aclose()
         with contextlib.suppress(Exception):
             await watcher
-    return DaskShardOutcome(shard.number, tuple(results), tuple(notes))
+    return DaskShardOutcome(shard.number, (*outbox, *unsent), tuple(notes))
 
 
 # --- here: the controller -----------------------------------------------------------------------------
@@ -382,12 +401,18 @@ class _Controller:
         return futures
 
     def gather(self, futures: dict[Any, _Shard], on_progress: ProgressCallback | None) -> None:
+        queue = self.distributed.Queue(self.names.progress, client=self.client)
+        self._gather(futures, on_progress, queue)
+        self.receive(queue)  # what a shard sent just before its end, after the last look
+
+    def _gather(self, futures: dict[Any, _Shard], on_progress: ProgressCallback | None, queue: Any) -> None:
         distributed = self.distributed
         completed = distributed.as_completed(list(futures), loop=self.client.loop)
-        queue = distributed.Queue(self.names.progress, client=self.client)
         stop_sent = False
         next_workers = next_tick = 0.0
         while not completed.is_empty():
+            # What the shards sent first: a shard's queue items are there before its task's end is.
+            self.receive(queue)
             if completed.has_ready():
                 for future in completed.next_batch(block=False):
                     self.collect(future, futures[future])
@@ -409,10 +434,6 @@ class _Controller:
                 self.check_workers(futures)
                 next_workers = now + WORKERS_EVERY_S
             if now >= next_tick:
-                for item in queue.get(batch=True):
-                    number, *counts = item
-                    if not self.shards[number].closed:
-                        self.shards[number].progress = Progress(*counts)
                 if on_progress is not None:
                     on_progress(self.total())
                 next_tick = now + PROGRESS_EVERY_S
@@ -420,12 +441,23 @@ class _Controller:
                 return
             time.sleep(POLL_S)
 
+    def receive(self, queue: Any) -> None:
+        """The shards' phase counts, and the results of the hosts that finished since they last sent."""
+        for item in queue.get(batch=True):
+            number, *counts, sent = item
+            shard = self.shards[number]
+            if sent:
+                for local, result in pickle.loads(sent):
+                    self.settle(shard.indices[local], result)
+            if not shard.closed:
+                shard.progress = Progress(*counts)
+
     def collect(self, future: Any, shard: _Shard) -> None:
         if shard.closed:
             return
         if future.status == "finished":
             outcome: DaskShardOutcome = future.result()
-            for local, result in enumerate(outcome.results):
+            for local, result in outcome.results:
                 self.settle(shard.indices[local], result)
             for text in outcome.notes:
                 self.note(text)

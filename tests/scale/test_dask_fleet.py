@@ -195,6 +195,12 @@ def test_a_worker_killed_mid_sweep_is_retried_elsewhere_or_its_hosts_are_reporte
     hosts = doc["all"]["children"]["fleet"]["hosts"]
     for name, site in (("h001", "s1"), ("h002", "s1"), ("h003", "s2"), ("h004", "s2")):
         hosts[name]["fleetrst_site"] = site
+    # In the s2 shard too, but done at once (refused): sent as it finished, it outlives its worker.
+    hosts["refused"] = {
+        "ansible_host": fleet.host("h003").address,
+        "ansible_port": 2200,
+        "fleetrst_site": "s2",
+    }
     inventory = tmp_path / "sites.yml"
     inventory.write_text(yaml.safe_dump(doc))
     with distributed.Client(cluster.scheduler_address) as client:
@@ -214,6 +220,7 @@ def test_a_worker_killed_mid_sweep_is_retried_elsewhere_or_its_hosts_are_reporte
         while not all(sleeping_on(fleet, h, "4") for h in ("h001", "h002", "h003", "h004")):
             assert time.monotonic() < deadline and proc.poll() is None, "the shards never started"
             time.sleep(0.1)
+        time.sleep(0.5)  # two of the shards' sends (every quarter second): the refused host's went
         os.kill(next(iter(pids.values())), signal.SIGKILL)  # one s1 worker: its nanny restarts it
         os.kill(s2_worker, signal.SIGKILL)  # the s2 worker: no other worker can take its shard
         out, err = proc.communicate(timeout=60)
@@ -224,6 +231,7 @@ def test_a_worker_killed_mid_sweep_is_retried_elsewhere_or_its_hosts_are_reporte
     assert statuses["h002"] == ("warning", None), err
     for name in ("h003", "h004"):
         assert statuses[name] == ("error", "worker_lost")
+    assert statuses["refused"] == ("unreachable", "refused"), "its result came before its worker went"
     lost = {h["host"]: h["error"] for h in result["hosts"]}["h003"]
     assert lost == (
         "the Dask worker sweeping this host's shard was lost, and no other worker for site 's2' was "
