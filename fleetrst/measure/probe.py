@@ -138,8 +138,9 @@ def _sleep_script(seconds: str) -> list[str]:
 
 
 # A stopped sweep signals the remote command (SIGTERM over the channel) and closes the connection:
-# the shell then ends its sleep too, instead of leaving it for the rest of the window.
-_TRAP = "trap 'kill $p 2>/dev/null; exit 143' HUP INT TERM PIPE"
+# the shell then ends its sleep too, instead of leaving it for the rest of the window. ``$!`` as well
+# as ``p``: a signal that comes between ``sleep N &`` and ``p=$!`` finds ``p`` still the last sleep's.
+_TRAP = "trap 'kill $p $! 2>/dev/null; exit 143' HUP INT TERM PIPE"
 
 
 def probe_command(

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fleetrst.measure.probe import ProbeParseError, WatchFrames, watch_command
+from fleetrst.measure.probe import _TRAP, ProbeParseError, WatchFrames, watch_command
 
 
 def _loop_output(every: float = 0.05, rounds: int = 3) -> str:
@@ -87,3 +88,21 @@ def test_garbage_between_frames_changes_nothing(noise: list[str]) -> None:
 
 
 _CACHED = _loop_output(every=0.01, rounds=3)
+
+
+def test_a_signal_between_a_sleeps_start_and_its_pid_being_noted_ends_that_sleep_too() -> None:
+    """``sleep N & p=$!``: a SIGTERM (the client leaving) can come after the fork and before ``p`` is
+    set; the trap then runs with the last round's ``p``. It kills ``$!`` too, so the new sleep goes
+    with the shell instead of running on for up to a round. Here the shell signals itself right there."""
+    marker = "31.4159"  # a sleep of its own, to be looked for
+    script = f"{_TRAP}; p=; sleep {marker} & kill -TERM $$; p=$!; wait $p"
+    assert subprocess.run(["sh", "-c", script], timeout=10, check=False).returncode == 143
+    deadline = time.monotonic() + 3
+    while (left := _running(f"sleep {marker}")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert left == [], "the sleep outlived its loop"
+
+
+def _running(command: str) -> list[str]:
+    found = subprocess.run(["pgrep", "-af", command], capture_output=True, text=True, check=False)
+    return [line for line in found.stdout.splitlines() if "pgrep" not in line]
