@@ -93,9 +93,11 @@ _CACHED = _loop_output(every=0.01, rounds=3)
 def test_a_signal_between_a_sleeps_start_and_its_pid_being_noted_ends_that_sleep_too() -> None:
     """``sleep N & p=$!``: a SIGTERM (the client leaving) can come after the fork and before ``p`` is
     set; the trap then runs with the last round's ``p``. It kills ``$!`` too, so the new sleep goes
-    with the shell instead of running on for up to a round. Here the shell signals itself right there."""
+    with the shell instead of running on for up to a round. Here the shell signals itself right there,
+    once the sleep has started (a signal in the child's first microseconds, before it has reset the
+    trap it inherited and become ``sleep``, is caught there and lost: that window stays open)."""
     marker = "31.4159"  # a sleep of its own, to be looked for
-    script = f"{_TRAP}; p=; sleep {marker} & kill -TERM $$; p=$!; wait $p"
+    script = f"{_TRAP}; p=; sleep {marker} & sleep 0.3; kill -TERM $$; p=$!; wait $p"
     assert subprocess.run(["sh", "-c", script], timeout=10, check=False).returncode == 143
     deadline = time.monotonic() + 3
     while (left := _running(f"sleep {marker}")) and time.monotonic() < deadline:
