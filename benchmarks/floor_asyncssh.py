@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+from typing import Any
 
 import asyncssh
 
@@ -31,6 +32,21 @@ async def one(
         return False
 
 
+def client_options(user: str, key: str, known_hosts: str, **more: Any) -> asyncssh.SSHClientConnectionOptions:
+    """A floor's connection options: known_hosts and the key loaded once, no GSSAPI, no ~/.ssh/config,
+    a 10 s connect timeout of each handshake's own (also for ``floor_watch.py``)."""
+    return asyncssh.SSHClientConnectionOptions(
+        username=user,
+        client_keys=asyncssh.load_keypairs([key]),
+        known_hosts=asyncssh.read_known_hosts(known_hosts),
+        config=None,
+        gss_auth=False,
+        gss_kex=False,
+        connect_timeout=10,
+        **more,
+    )
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--hosts-file", required=True)
@@ -44,16 +60,7 @@ async def main() -> int:
     addresses = Path(args.hosts_file).read_text().split()
     reads = "cat /proc/net/snmp /proc/net/netstat /proc/uptime /proc/sys/kernel/random/boot_id"
     command = f"{reads}; sleep {args.window:g}; {reads}"
-    options = asyncssh.SSHClientConnectionOptions(
-        username=args.user,
-        client_keys=asyncssh.load_keypairs([args.key]),
-        known_hosts=asyncssh.read_known_hosts(args.known_hosts),
-        config=None,
-        gss_auth=False,
-        gss_kex=False,
-        connect_timeout=10,
-        port=args.port,
-    )
+    options = client_options(args.user, args.key, args.known_hosts, port=args.port)
     handshakes = asyncio.Semaphore(args.handshakes)
     results = await asyncio.gather(*(one(a, options, command, handshakes) for a in addresses))
     ok = sum(results)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncssh
+from floor_asyncssh import client_options  # (this script's directory is on sys.path)
 
 from fleetrst.measure.probe import watch_command
 
@@ -69,16 +70,7 @@ async def main() -> int:
     parser.add_argument("--count-file", required=True)
     args = parser.parse_args()
     addresses = Path(args.hosts_file).read_text().split()
-    options = asyncssh.SSHClientConnectionOptions(
-        username=args.user,
-        client_keys=asyncssh.load_keypairs([args.key]),
-        known_hosts=asyncssh.read_known_hosts(args.known_hosts),
-        config=None,
-        gss_auth=False,
-        gss_kex=False,
-        connect_timeout=10,
-        encryption_algs=CIPHERS,
-    )
+    options = client_options(args.user, args.key, args.known_hosts, encryption_algs=CIPHERS)
     connected = [0]
     count_file = Path(args.count_file)
 

@@ -16,7 +16,7 @@ import os
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncssh
 from asyncssh.public_key import load_default_keypairs
@@ -46,6 +46,8 @@ from .common import (
     read_text_files,
 )
 from .known_hosts import NewHostKeys
+
+_S = TypeVar("_S", bound=asyncssh.SSHClientSession[bytes])  # a streamed command's session
 
 
 class AsyncsshSession:
@@ -93,34 +95,15 @@ class AsyncsshSession:
         max_buffer: int = DEFAULT_STREAM_BUFFER,
         keepalive_s: float | None = None,
     ) -> AsyncIterator[AsyncIterator[list[str]]]:
-        try:
-            if keepalive_s:
-                self._conn.set_keepalive(keepalive_s, 3)
-            channel, session = await self._conn.create_session(
-                lambda: _StreamSession(max_buffer),
-                command,
-                encoding=None,
-                window=max_buffer,  # what the host may send ahead of our reading
-                max_pktsize=min(32768, max_buffer),
-            )
-            channel.write_eof()  # nothing for its standard input
-        except (asyncssh.ConnectionLost, asyncssh.DisconnectError) as exc:
-            raise ConnectionLost.during_command(exc.reason) from exc
-        except asyncssh.Error as exc:
-            raise CommandFailed(f"ssh error while starting the command: {exc.reason}") from exc
-        except OSError as exc:
-            raise ConnectionLost.during_command(exc) from exc
+        channel, session = await self._start(
+            lambda: _StreamSession(max_buffer), command, max_buffer, keepalive_s
+        )
         lines = _stream_lines(session, max_line)
         try:
             yield lines
         finally:
             await lines.aclose()
-            if not session.closed:
-                # Still running: end it now (sshd passes the signal on; the watch loop's trap ends its
-                # sleep) rather than leave it until its next write to the closed channel.
-                with contextlib.suppress(Exception):
-                    channel.send_signal("TERM")
-            channel.close()
+            _end(channel, session.closed)
 
     async def follow(
         self,
@@ -133,23 +116,9 @@ class AsyncsshSession:
         """:func:`~fleetrst.transport.base.follow`, natively: ``on_lines`` runs in asyncssh's receive
         callback, so a batch costs no task wake-up (a watch of thousands of hosts has one a host a
         round), and the caller's task sleeps until the command ends."""
-        try:
-            if keepalive_s:
-                self._conn.set_keepalive(keepalive_s, 3)
-            channel, session = await self._conn.create_session(
-                lambda: _FollowSession(on_lines, max_line),
-                command,
-                encoding=None,
-                window=DEFAULT_STREAM_BUFFER,
-                max_pktsize=32768,
-            )
-            channel.write_eof()  # nothing for its standard input
-        except (asyncssh.ConnectionLost, asyncssh.DisconnectError) as exc:
-            raise ConnectionLost.during_command(exc.reason) from exc
-        except asyncssh.Error as exc:
-            raise CommandFailed(f"ssh error while starting the command: {exc.reason}") from exc
-        except OSError as exc:
-            raise ConnectionLost.during_command(exc) from exc
+        channel, session = await self._start(
+            lambda: _FollowSession(on_lines, max_line), command, DEFAULT_STREAM_BUFFER, keepalive_s
+        )
         try:
             await session.ended
             if session.failure is not None:
@@ -159,11 +128,26 @@ class AsyncsshSession:
                     await asyncio.shield(session.gone)
             _raise_for_end(session.error, channel)
         finally:
-            if not session.closed:
-                # Still running (the caller was cancelled, or reading failed): end it now, as stream does.
-                with contextlib.suppress(Exception):
-                    channel.send_signal("TERM")
-            channel.close()
+            _end(channel, session.closed)  # the caller cancelled, or reading failed: as stream does
+
+    async def _start(
+        self, factory: Callable[[], _S], command: str, window: int, keepalive_s: float | None
+    ) -> tuple[Any, _S]:
+        """A streamed command started on its own channel, ``window`` bytes the host may send ahead."""
+        try:
+            if keepalive_s:
+                self._conn.set_keepalive(keepalive_s, 3)
+            channel, session = await self._conn.create_session(
+                factory, command, encoding=None, window=window, max_pktsize=min(32768, window)
+            )
+            channel.write_eof()  # nothing for its standard input
+        except (asyncssh.ConnectionLost, asyncssh.DisconnectError) as exc:
+            raise ConnectionLost.during_command(exc.reason) from exc
+        except asyncssh.Error as exc:
+            raise CommandFailed(f"ssh error while starting the command: {exc.reason}") from exc
+        except OSError as exc:
+            raise ConnectionLost.during_command(exc) from exc
+        return channel, session
 
     async def close(self) -> None:
         self._conn.close()
@@ -222,6 +206,15 @@ class _StreamSession(asyncssh.SSHClientSession[bytes]):
             await self.waiter
         finally:
             self.waiter = None
+
+
+def _end(channel: Any, closed: bool) -> None:
+    """A streamed command left: if it still runs, end it now (sshd passes the signal on; the watch
+    loop's trap ends its sleep) rather than leave it until its next write to the closed channel."""
+    if not closed:
+        with contextlib.suppress(Exception):
+            channel.send_signal("TERM")
+    channel.close()
 
 
 async def _stream_lines(session: _StreamSession, max_line: int) -> AsyncGenerator[list[str], None]:

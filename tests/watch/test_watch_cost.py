@@ -7,7 +7,6 @@ kept counter as the full parser does."""
 from __future__ import annotations
 
 import pickle
-import subprocess
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -30,10 +29,11 @@ from fleetrst.measure.alarms import (
     window_rate,
 )
 from fleetrst.measure.counters import NAMED_RATES, MeasureError, ProbeParseError, measure_rates
-from fleetrst.measure.probe import WatchFrames, watch_command
+from fleetrst.measure.probe import WatchFrames
 from fleetrst.measure.rules import DEFAULT_THRESHOLDS, SPIKE_FLOOR, SPIKE_METRICS
 from fleetrst.model import Level, Rates, Snapshot, Threshold
 from fleetrst.render.watch import HostView
+from tests.watch.test_frames_fast_path import TEXT, read  # the loop's real frames, fed a line at a time
 
 # --- window_rate: measure_rates for one metric ------------------------------------------------------------
 
@@ -241,7 +241,7 @@ def test_host_alarms_agree_with_the_plain_way_event_for_event(
         )
 
 
-def test_an_alarm_that_did_not_change_keeps_its_state_and_rates_are_taken_when_read() -> None:
+def test_an_alarm_that_did_not_change_keeps_its_state_and_rates_are_taken_whenread() -> None:
     alarms = HostAlarms("h", DEFAULT_THRESHOLDS, 10.0)
     snapshots = [
         Snapshot(
@@ -323,41 +323,28 @@ def test_a_window_that_cannot_give_rates_gives_none() -> None:
 
 # --- the frame reader's fast path -------------------------------------------------------------------------
 
-_TEXT = subprocess.run(
-    ["sh", "-c", watch_command(0.01, 4)], capture_output=True, text=True, timeout=30, check=True
-).stdout
-
-
-def _read(reader: WatchFrames, text: str) -> list[Snapshot]:
-    out = []
-    for line in text.split("\n"):
-        got = reader.feed(line)
-        if got is not None:
-            out.append(got[1])
-    return out
-
 
 @pytest.mark.parametrize("keep", [None, {"OutRsts"}, {"OutRsts", "ListenOverflows"}, set()])
 def test_crlf_lines_and_layouts_of_one_or_no_kept_counter_read_as_the_full_parser_reads(
     keep: set[str] | None,
 ) -> None:
-    frames = ["@@fleetrst-watch" + part for part in _TEXT.split("@@fleetrst-watch")[1:]]
-    full = [_read(WatchFrames(keep=keep), frame)[0] for frame in frames]
-    assert _read(WatchFrames(keep=keep), _TEXT) == full
-    crlf = _TEXT.replace("\n", "\r\n")
-    assert _read(WatchFrames(keep=keep), crlf) == full
+    frames = ["@@fleetrst-watch" + part for part in TEXT.split("@@fleetrst-watch")[1:]]
+    full = [read(WatchFrames(keep=keep), frame)[0] for frame in frames]
+    assert read(WatchFrames(keep=keep), TEXT) == full
+    crlf = TEXT.replace("\n", "\r\n")
+    assert read(WatchFrames(keep=keep), crlf) == full
     mixed = frames[0] + frames[1].replace("\n", "\r\n", 3) + frames[2] + frames[3]
-    assert _read(WatchFrames(keep=keep), mixed) == full
+    assert read(WatchFrames(keep=keep), mixed) == full
 
 
 def test_a_kept_value_of_more_than_20_digits_gets_the_full_parsers_error_even_when_small() -> None:
-    frames = ["@@fleetrst-watch" + part for part in _TEXT.split("@@fleetrst-watch")[1:]]
+    frames = ["@@fleetrst-watch" + part for part in TEXT.split("@@fleetrst-watch")[1:]]
     head, values = [line for line in frames[1].split("\n") if line.startswith("Tcp: ")]
     tokens = values.split(" ")
     at = head.split(" ").index("OutRsts")
     damaged = frames[1].replace(values, " ".join([*tokens[:at], "0" * 21 + "5", *tokens[at + 1 :]]), 1)
     reader = WatchFrames(keep={"OutRsts"})
-    _read(reader, frames[0])
+    read(reader, frames[0])
     with pytest.raises(ProbeParseError, match="OutRsts is '0000"):
-        _read(reader, damaged)
-    assert _read(reader, frames[2]) == _read(WatchFrames(keep={"OutRsts"}), frames[2]), "and the next is read"
+        read(reader, damaged)
+    assert read(reader, frames[2]) == read(WatchFrames(keep={"OutRsts"}), frames[2]), "and the next is read"
