@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..inventory import InventoryError, load_inventory
-from ..inventory.output import render_inventory
 from . import options
 from .context import Context
 
@@ -66,6 +64,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, context: Context) -> int:
     """Print the inventory; raise InventoryError (exit 64) when it cannot be read."""
+    # imported here, not with the parser: every command's parser is built, and only this one reads
+    from ..inventory import InventoryError, load_inventory
+    from ..inventory.output import render_inventory
+
     sources = args.inventory or []
     if not sources:
         raise InventoryError("no inventory given: pass at least one -i SOURCE")

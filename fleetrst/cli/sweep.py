@@ -169,21 +169,24 @@ class _Progress:
 
 
 def run(args: argparse.Namespace, context: Context) -> int:
-    from ..inventory import format_list_hosts
-    from ..render.fleet import table_formats
-    from ..scale import run_fleet_sweep
-    from ..sweep import SweepOptions
+    if args.output == "table":
+        from ..render.fleet import table_formats
 
-    if args.output == "table" and args.table_format not in table_formats():
-        raise UsageError(
-            f"unknown --table-format {args.table_format!r}; one of: {', '.join(table_formats())}"
-        )
+        if args.table_format not in table_formats():
+            raise UsageError(
+                f"unknown --table-format {args.table_format!r}; one of: {', '.join(table_formats())}"
+            )
     warn, crit = options.thresholds(args)
     scale = options.scale(args)
     targets, names = options.select_targets(args)
     if args.list_hosts:
+        from ..inventory import format_list_hosts
+
         sys.stdout.write(format_list_hosts(names))
         return 0
+    from ..scale import run_fleet_sweep
+    from ..sweep import SweepOptions
+
     investigator = investigate.investigator_from_args(args)
     with audit.audit_sweep(args, targets) as recorder:
         sweep_options = SweepOptions(

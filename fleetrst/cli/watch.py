@@ -9,7 +9,6 @@ a thread of its own. The engine is :mod:`fleetrst.watch`.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import os
 import signal
@@ -17,7 +16,6 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -26,6 +24,8 @@ from . import audit, investigate, options
 from .context import Context
 
 if TYPE_CHECKING:
+    import asyncio
+
     from ..history.store import HistoryStore
     from ..render.watch import AnyEvent
     from ..watch import Watch
@@ -147,6 +147,8 @@ class _History:
     """Events recorded in batches, by a thread of their own: SQLite never holds the event loop."""
 
     def __init__(self, store: HistoryStore, started: float) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
         self.store = store
         self.started = started
         self.pending: list[AnyEvent] = []
@@ -165,6 +167,8 @@ class _History:
             self.failed = f"events were not recorded in {self.store.path}: {exc}"
 
     async def flush_every(self, seconds: float) -> None:
+        import asyncio
+
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(seconds)
@@ -310,6 +314,8 @@ class _Keys:
 
 async def _live(watch: Watch, recent: deque[AnyEvent], changed: asyncio.Event) -> None:
     """Draw the live view until the watch ends; the keys come from stdin, in cbreak mode."""
+    import asyncio
+
     from rich.console import Console
     from rich.live import Live
 
@@ -359,15 +365,17 @@ async def _live(watch: Watch, recent: deque[AnyEvent], changed: asyncio.Event) -
 
 
 def run(args: argparse.Namespace, context: Context) -> int:
-    from ..inventory import format_list_hosts
-
     warn, crit = options.thresholds(args)
     targets, names = options.select_targets(args)
     if args.list_hosts:
+        from ..inventory import format_list_hosts
+
         sys.stdout.write(format_list_hosts(names))
         return 0
     listen = parse_listen(args.listen) if args.listen else None
     live = args.output == "live" or (args.output == "auto" and sys.stdout.isatty() and sys.stdin.isatty())
+
+    import asyncio  # here, not with the parser: the other commands' parsers are built from this module
 
     from ..history.store import HistoryStore
     from ..transport import TransportSet
