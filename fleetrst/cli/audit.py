@@ -173,9 +173,9 @@ class Audit:
 
         A failure here is a warning on stderr: the sweep's output and exit code still stand.
         """
-        import sqlite3
-
         if self.store is not None:
+            import sqlite3
+
             try:
                 report = self.since_last(report)
             except sqlite3.Error as exc:
@@ -258,11 +258,6 @@ def default_lock_path(db: Path, args: argparse.Namespace) -> Path:
 @contextlib.contextmanager
 def audit_sweep(args: argparse.Namespace, targets: Sequence[Target]) -> Iterator[Audit]:
     """Around one sweep: take the cron lock, yield the audit, release the lock."""
-    from ..history.retention import Retention
-    from ..history.store import HistoryStore
-    from ..measure.trends import median_baselines
-    from .lock import RunLock
-
     rules = getattr(args, "rules", "threshold")
     recording = getattr(args, "history", True)
     if rules == "netdata-history" and not recording:
@@ -276,14 +271,19 @@ def audit_sweep(args: argparse.Namespace, targets: Sequence[Target]) -> Iterator
 
     interval_warn, interval_crit = _interval_limits(args)
     window_warn, window_crit = options.thresholds(args) if hasattr(args, "warn") else ({}, {})
-    retention = Retention(
-        keep_s=getattr(args, "keep", None) or DEFAULT_KEEP_S,
-        keep_hourly_s=_age(args, "keep_hourly", DEFAULT_KEEP_HOURLY_S),
-        keep_daily_s=_age(args, "keep_daily", DEFAULT_KEEP_DAILY_S),
-    )
+    keep_s = getattr(args, "keep", None) or DEFAULT_KEEP_S
+    keep_hourly_s = _age(args, "keep_hourly", DEFAULT_KEEP_HOURLY_S)
+    keep_daily_s = _age(args, "keep_daily", DEFAULT_KEEP_DAILY_S)
+    retention: Retention | None = None
+    if recording:  # the history's modules (and sqlite3) only for a sweep that writes to it
+        from ..history.retention import Retention
+
+        retention = Retention(keep_s=keep_s, keep_hourly_s=keep_hourly_s, keep_daily_s=keep_daily_s)
 
     with contextlib.ExitStack() as stack:
         if lock_file is not None:
+            from .lock import RunLock
+
             what = f"sweep {getattr(args, 'pattern', 'all')!r}"
             stack.enter_context(RunLock(lock_file, getattr(args, "lock_wait", 0.0) or 0.0, what))
         audit = Audit(
@@ -297,8 +297,12 @@ def audit_sweep(args: argparse.Namespace, targets: Sequence[Target]) -> Iterator
             targets={t.name: t for t in targets},
         )
         if recording:
+            from ..history.store import HistoryStore
+
             audit.store = stack.enter_context(HistoryStore.open(db))
         if rules == "netdata-history" and audit.store is not None:
+            from ..measure.trends import median_baselines
+
             recent = audit.store.recent_rates(
                 (t.name for t in targets),
                 BASELINE_METRICS,
