@@ -91,11 +91,11 @@ def _options(args: argparse.Namespace, mode: Mode) -> Any:
 
 def investigator_from_args(args: argparse.Namespace) -> Investigator | None:
     """The investigator the sweep runs with, or None."""
-    from ..investigate.runner import RunbookInvestigator
-
     mode: Mode = getattr(args, "investigate", "auto")
     if mode == "never":
         return None
+    from ..investigate.runner import RunbookInvestigator
+
     try:
         return RunbookInvestigator(_options(args, mode))
     except OSError as exc:

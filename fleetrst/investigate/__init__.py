@@ -12,19 +12,21 @@ optional RST capture, context and logs — and the likely causes, each with its 
   ``fleetrst.cli.investigate``, its report in ``fleetrst.render.investigation``, its JSON in
   ``fleetrst.render.schema``).
 
-The runner (and the transport under it) is imported on first use of its names, not with this package:
-the renderers and the history store read ``result`` without loading any I/O.
+Every name here is imported on first use, not with this package: a sweep that investigates no host
+(``--investigate never``, or ``auto`` with no host tripped) loads none of the parsers, the classifier
+or the runner's runbook, and the renderers and the history store read ``result`` without loading
+any I/O.
 """
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from .classify import CAUSES, Cause, Facts, classify
-from .errors import InvestigateParseError
-from .result import Finding, Investigation
-
 if TYPE_CHECKING:
+    from .classify import CAUSES, Cause, Facts, classify
+    from .errors import InvestigateParseError
+    from .result import Finding, Investigation
     from .runner import InvestigateOptions, RunbookInvestigator
 
 __all__ = [
@@ -39,12 +41,24 @@ __all__ = [
     "classify",
 ]
 
-_RUNNER = ("InvestigateOptions", "RunbookInvestigator")
+# Each name, and the module that defines it.
+_WHERE = {
+    "CAUSES": "classify",
+    "Cause": "classify",
+    "Facts": "classify",
+    "classify": "classify",
+    "InvestigateParseError": "errors",
+    "Finding": "result",
+    "Investigation": "result",
+    "InvestigateOptions": "runner",
+    "RunbookInvestigator": "runner",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _RUNNER:
-        from . import runner
-
-        return getattr(runner, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value  # the function classify, not the submodule the import just bound
+    return value

@@ -16,15 +16,19 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from ..model import HostResult, Rates, Target, Verdict
 from ..transport.base import Session, TransportError
-from .analyse import HostView, analyse, failed_investigation
-from .correlate import fleet_findings
 from .errors import InvestigateParseError
-from .result import Capture, Finding, Investigation
-from .script import Plan, build_script, new_nonce, parse_runbook_output
+
+if TYPE_CHECKING:
+    from .analyse import HostView
+    from .result import Capture, Finding, Investigation
+    from .script import Plan
+
+# The runbook's modules (its script, the parsers, the classifier: ~20 ms to import) are imported when a
+# host is investigated, not with the investigator: most hosts of most sweeps never trip.
 
 Mode = Literal["auto", "always", "never"]
 ABORT_RATES = ("aborts_on_data", "aborts_on_close", "aborts_on_linger", "estab_resets")
@@ -75,6 +79,9 @@ class RunbookInvestigator:
         return bool(verdict.tripped)
 
     def plan_for(self, target: Target, rates: Rates) -> tuple[Plan | None, HostView]:
+        from .analyse import HostView
+        from .script import Plan
+
         conn = target.connection
         problem: str | None = None
         become_user: str | None = None
@@ -110,6 +117,9 @@ class RunbookInvestigator:
     async def investigate(
         self, session: Session, target: Target, rates: Rates, verdict: Verdict
     ) -> Investigation:
+        from .analyse import analyse, failed_investigation
+        from .script import Plan, build_script, new_nonce, parse_runbook_output
+
         started = time.monotonic()
         plan, view = self.plan_for(target, rates)
         if plan is None:  # a become user sudo could not take: run unprivileged, say so
@@ -160,4 +170,8 @@ class RunbookInvestigator:
         return replace(capture, pcap=str(path), pcap_bytes=len(data))
 
     def fleet_findings(self, results: Sequence[HostResult]) -> list[Finding]:
+        if all(h.investigation is None for h in results):
+            return []  # what fleet_findings says of hosts none of which was investigated
+        from .correlate import fleet_findings
+
         return fleet_findings(results)
