@@ -8,17 +8,18 @@ rendered in turn (to a bounded depth, and a loop is an error). A template that i
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Mapping
 from itertools import chain, islice
-from typing import Any
-
-import jinja2
-from jinja2 import nodes
-from jinja2.nativetypes import NativeCodeGenerator
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from typing import TYPE_CHECKING, Any
 
 from .values import UnsafeText, VaultValue
+
+if TYPE_CHECKING:
+    import jinja2
+
+# jinja2 (~15 ms to import) is imported when the first template is rendered: most inventories have none.
 
 MAX_DEPTH = 20
 
@@ -58,35 +59,46 @@ def _regex_search(value: Any, pattern: str, ignorecase: bool = False) -> str | N
 
 
 def _mandatory(value: Any, msg: str | None = None) -> Any:
+    import jinja2
+
     if isinstance(value, jinja2.Undefined):
         raise TemplateError(msg or "a mandatory variable is not defined")
     return value
 
 
-class _CodeGenerator(NativeCodeGenerator):
-    """Evaluates expressions at render time, so that ``{{ 2200 + 22 }}`` stays the integer 2222."""
+@functools.cache
+def _environment() -> jinja2.Environment:
+    """The sandbox every template renders in, made when the first template is met."""
+    import jinja2
+    from jinja2 import nodes
+    from jinja2.nativetypes import NativeCodeGenerator
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    def _output_child_to_const(self, node: nodes.Expr, frame: Any, finalize: Any) -> Any:
-        if isinstance(node, nodes.TemplateData):
-            return super()._output_child_to_const(node, frame, finalize)
-        raise nodes.Impossible()
+    class _CodeGenerator(NativeCodeGenerator):
+        """Evaluates expressions at render time, so that ``{{ 2200 + 22 }}`` stays the integer 2222."""
+
+        def _output_child_to_const(self, node: nodes.Expr, frame: Any, finalize: Any) -> Any:
+            if isinstance(node, nodes.TemplateData):
+                return super()._output_child_to_const(node, frame, finalize)
+            raise nodes.Impossible()
+
+    class _Environment(ImmutableSandboxedEnvironment):
+        code_generator_class = _CodeGenerator
+        concat = staticmethod(_native_concat)  # type: ignore[assignment]
+
+    env = _Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+    env.filters.update(
+        {
+            "bool": _to_bool,
+            "ternary": _ternary,
+            "regex_replace": _regex_replace,
+            "regex_search": _regex_search,
+            "mandatory": _mandatory,
+        }
+    )
+    return env
 
 
-class _Environment(ImmutableSandboxedEnvironment):
-    code_generator_class = _CodeGenerator
-    concat = staticmethod(_native_concat)  # type: ignore[assignment]
-
-
-_ENV = _Environment(undefined=jinja2.StrictUndefined, autoescape=False)
-_ENV.filters.update(
-    {
-        "bool": _to_bool,
-        "ternary": _ternary,
-        "regex_replace": _regex_replace,
-        "regex_search": _regex_search,
-        "mandatory": _mandatory,
-    }
-)
 _COMPILED: dict[str, jinja2.Template] = {}
 
 
@@ -147,10 +159,12 @@ class LazyVars(Mapping[str, Any]):
         return value
 
     def _render_text(self, text: str, name: str) -> Any:
+        import jinja2
+
         try:
             template = _COMPILED.get(text)
             if template is None:
-                template = _COMPILED[text] = _ENV.from_string(text)
+                template = _COMPILED[text] = _environment().from_string(text)
             context = template.new_context(self, shared=True)  # type: ignore[arg-type]
             result = _native_concat(template.root_render_func(context))
             if isinstance(result, jinja2.Undefined):
