@@ -21,10 +21,8 @@ the file and line (or the variable).
 
 from __future__ import annotations
 
-import configparser
 import os
 import re
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -271,6 +269,8 @@ def ansible_cfg_path(env: Mapping[str, str], cwd: Path, home: Path) -> Path | No
 
 
 def _read_ansible_cfg(path: Path) -> dict[str, Value]:
+    import configparser  # here: most runs have no ansible.cfg
+
     # Ansible reads it with ConfigParser(inline_comment_prefixes=(';',)) and no interpolation here.
     parser = configparser.ConfigParser(inline_comment_prefixes=(";",), interpolation=None)
     try:
@@ -330,6 +330,8 @@ def fleetrst_toml_path(env: Mapping[str, str], cwd: Path, home: Path) -> Path | 
 
 
 def _read_toml(path: Path) -> dict[str, Value]:
+    import tomllib  # here: most runs have no fleetrst.toml (and tomllib costs ~3 ms to import)
+
     try:
         text = path.read_text(encoding="utf-8")
         doc = tomllib.loads(text)
