@@ -13,7 +13,8 @@ not all answer is marked, so a fast failure is never mistaken for speed.
     python benchmarks/bench_sweep.py --hosts 50 --tools floor,fleetrst --repeat 3
 
 Tools: floor (bare asyncssh, benchmarks/floor_asyncssh.py, at most 100 handshakes at once, as
-fleetrst), floor-gathered (the same, each read sent in one write through dd, as fleetrst's probe does), fleetrst (the CLI as users run it: no -f, history on, --investigate auto; from 500 hosts on
+fleetrst), floor-gathered (the same, each read sent in one write through dd, as fleetrst's probe
+does), fleetrst (the CLI as users run it: no -f, history on, --investigate auto; from 500 hosts on
 it uses every core), fleetrst-procs1 and fleetrst-procs2 (one event loop, two worker processes),
 fleetrst-nohistory and fleetrst-noinvestigate (what recording and investigating cost; with any
 fleetrst variant in the list one host storms, so that one host is investigated), ansible (ansible

@@ -160,6 +160,16 @@ class Packed(Mapping[str, _V]):
         """``items`` packed, in their order, in the narrowest array that holds them."""
         return Packed(names_of(tuple(items)), packed_ints(tuple(items.values())))
 
+    @property
+    def names(self) -> NameIndex:
+        """The shared names, in order: two mappings over one layout have the very same object."""
+        return self._names
+
+    @property
+    def packed_values(self) -> Sequence[Any]:
+        """The values as stored, in the names' order (an array, or a tuple of what no array holds)."""
+        return self._values
+
     def _value(self, position: int) -> _V:
         return self._values[position]  # type: ignore[no-any-return]
 
@@ -267,8 +277,9 @@ class _PackedValues(ValuesView[_V]):
 class Snapshot:
     """One reading of a host's TCP counters (one network namespace), as the kernel printed them.
 
-    The counters are dicts as parsed; a sweep keeps a result's last sample packed
-    (:func:`fleetrst.measure.counters.packed_snapshot`): the same mapping, in less memory.
+    The counters are mappings by name: dicts as the full parser reads them, or packed
+    (:class:`Packed`) as its cheap path for a known layout reads them and as a sweep keeps a result's
+    last sample (:func:`fleetrst.measure.counters.packed_snapshot`): the same mapping, in less memory.
     """
 
     tcp: Mapping[str, int]  # /proc/net/snmp, the "Tcp:" line, by name

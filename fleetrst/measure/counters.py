@@ -15,10 +15,11 @@ from __future__ import annotations
 import math
 import re
 import sys
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from operator import itemgetter, sub
 
-from ..model import Packed, PackedRates, Rates, Snapshot
+from ..model import NameIndex, Packed, PackedRates, Rates, Snapshot, names_of, packed_ints
 
 SNMP_PATH = "/proc/net/snmp"
 NETSTAT_PATH = "/proc/net/netstat"
@@ -124,21 +125,49 @@ def _parse_pair(text: str, prefix: str, path: str) -> dict[str, int]:
     numbers = values.split()[1:]
     if len(names) != len(numbers):
         raise ProbeParseError(f"{len(names)} names but {len(numbers)} values", path, value_no)
-    # Fast path (a sweep reads ~300 values a host): all plain ASCII digits, none past 20 of them or
-    # 2**64 - 1, and no signed field past its range. Anything else is read value by value below.
-    joined = "".join(numbers)
-    if joined.isascii() and joined.isdigit() and max(map(len, numbers), default=0) <= 20:
-        ints = list(map(int, numbers))
-        if max(ints, default=0) <= _S64_MAX or (
-            max(ints) <= _U64_MAX and not any(name in SIGNED_FIELDS for name in names)
-        ):
-            return dict(zip(names, ints, strict=True))
+    plain = plain_counters(names, numbers)
+    if plain is not None:
+        return plain
     counters: dict[str, int] = {}
     for name, number in zip(names, numbers, strict=True):
         if name in counters:
             raise ProbeParseError(f"duplicate field {name}", path, head_no)
         counters[name] = _parse_value(name, number, path, value_no)
     return counters
+
+
+def plain_values(names: tuple[str, ...], numbers: list[str]) -> list[int] | None:
+    """The fast path of a value line (a sweep reads ~300 values a host): the values, in order, when
+    they are plain ASCII digits, none past 20 of them, each in its field's range, the signed field
+    (MaxConn, -1 on every Linux) with a minus sign allowed; None for anything else, which is then read
+    value by value, to the same values or to the error that says what is wrong. ``names``: distinct,
+    as many as ``numbers``, which are the tokens ``str.split()`` gives (none empty)."""
+    joined = "".join(numbers)
+    longest = max(map(len, numbers), default=0)
+    if not joined.isascii() or longest > 21:
+        return None
+    if not joined.isdigit():
+        # Only a signed field may have a sign: "-" and at most 20 digits, as _INT takes it.
+        unsigned = [
+            number[1:] if number[:1] == "-" and name in SIGNED_FIELDS else number
+            for name, number in zip(names, numbers, strict=True)
+        ]
+        if not "".join(unsigned).isdigit() or min(map(len, unsigned)) < 1 or max(map(len, unsigned)) > 20:
+            return None
+    elif longest > 20:
+        return None
+    ints = list(map(int, numbers))
+    if max(ints, default=0) > _S64_MAX and (max(ints) > _U64_MAX or not SIGNED_FIELDS.isdisjoint(names)):
+        return None  # past 2**64 - 1, or maybe a signed field past its range: value by value
+    if min(ints, default=0) < _S64_MIN:
+        return None
+    return ints
+
+
+def plain_counters(names: tuple[str, ...], numbers: list[str]) -> dict[str, int] | None:
+    """:func:`plain_values` by name."""
+    ints = plain_values(names, numbers)
+    return None if ints is None else dict(zip(names, ints, strict=True))
 
 
 # Header lines already checked, with their names: a fleet's kernels print a handful of distinct ones.
@@ -247,6 +276,9 @@ def measure_rates(before: Snapshot, after: Snapshot) -> Rates:
             f"the host's uptime went from {before.uptime_s:g}s to {after.uptime_s:g}s: "
             "no positive interval between the samples"
         )
+    packed = _packed_rates(before, after, interval)
+    if packed is not None:
+        return packed
     counts: dict[str, int] = {}  # what each counter counted in the interval: its rate over the interval
     gauges: dict[str, int] = {}
     wrapped: list[str] = []
@@ -280,6 +312,94 @@ def measure_rates(before: Snapshot, after: Snapshot) -> Rates:
         gauges=Packed.of_ints(gauges),
         wrapped=tuple(wrapped),
         reset=tuple(reset),
+    )
+
+
+@dataclass(frozen=True)
+class _RatesPlan:
+    """What :func:`measure_rates` makes of two samples of one layout, by position: the names of the
+    counts it gives and where each comes from, the gauges and theirs (see :func:`_packed_rates`)."""
+
+    tcp_counted: Callable[[Sequence[int]], Sequence[int]]  # the Tcp counters' deltas, gauges left out
+    counts: NameIndex  # the counts' names: Tcp's counters, TcpExt's, then the named rates
+    named: Callable[[Sequence[int]], Sequence[int]] | None  # the named rates' counts, from the counts
+    gauges: NameIndex
+    gauge_of: Callable[[Sequence[int]], Sequence[int]]  # the gauges' values, from the Tcp values
+
+
+_PLANS: dict[tuple[NameIndex, NameIndex], _RatesPlan | None] = {}
+_PLANS_KEPT = 64
+
+
+def _picked(positions: Sequence[int]) -> Callable[[Sequence[int]], Sequence[int]]:
+    if len(positions) >= 2:
+        return itemgetter(*positions)
+    if positions:
+        (position,) = positions
+        return lambda values: (values[position],)
+    return lambda values: ()
+
+
+def _plan(tcp: NameIndex, tcpext: NameIndex) -> _RatesPlan | None:
+    """The plan for samples of these layouts, as the loop of :func:`measure_rates` would name things;
+    None where it would not be plain (a friendly name that is also a kernel's)."""
+    key = (tcp, tcpext)
+    if key in _PLANS:
+        return _PLANS[key]
+    in_tcp = set(tcp.names)
+    counted = [position for position, name in enumerate(tcp.names) if name not in GAUGES]
+    names = [tcp.names[position] for position in counted]
+    names += [f"TcpExt.{name}" if name in in_tcp else name for name in tcpext.names]
+    where = {name: position for position, name in enumerate(names)}
+    named = [(friendly, where[kernel]) for friendly, kernel in NAMED_RATES.items() if kernel in where]
+    plan = None
+    if not any(friendly in where for friendly, _ in named):
+        gauge_at = [position for position, name in enumerate(tcp.names) if name in GAUGES]
+        plan = _RatesPlan(
+            tcp_counted=_picked(counted),
+            counts=names_of(names + [friendly for friendly, _ in named]),
+            named=_picked([position for _, position in named]) if named else None,
+            gauges=names_of(tcp.names[position] for position in gauge_at),
+            gauge_of=_picked(gauge_at),
+        )
+    if len(_PLANS) >= _PLANS_KEPT:
+        _PLANS.clear()
+    _PLANS[key] = plan
+    return plan
+
+
+def _packed_rates(before: Snapshot, after: Snapshot, interval: float) -> Rates | None:
+    """The cheap path of :func:`measure_rates`, for two packed samples of one layout (what the probe's
+    cheap parser reads) where no counter went down: the same rates, by position, not by name. None
+    for anything else (then the loop by name takes it, and tells wraps and resets)."""
+    old_tcp, new_tcp, old_ext, new_ext = before.tcp, after.tcp, before.tcpext, after.tcpext
+    if not (
+        isinstance(old_tcp, Packed)
+        and isinstance(new_tcp, Packed)
+        and isinstance(old_ext, Packed)
+        and isinstance(new_ext, Packed)
+        and old_tcp.names is new_tcp.names
+        and old_ext.names is new_ext.names
+    ):
+        return None
+    plan = _plan(new_tcp.names, new_ext.names)
+    if plan is None:
+        return None
+    tcp_values = new_tcp.packed_values
+    counts = [
+        *plan.tcp_counted(list(map(sub, tcp_values, old_tcp.packed_values))),
+        *map(sub, new_ext.packed_values, old_ext.packed_values),
+    ]
+    if counts and min(counts) < 0:
+        return None  # a wrap or a reset: the loop by name says which
+    if plan.named is not None:
+        counts += plan.named(counts)
+    return Rates(
+        interval_s=interval,
+        per_second=PackedRates(plan.counts, packed_ints(counts), interval),
+        gauges=Packed(plan.gauges, packed_ints(plan.gauge_of(tcp_values))),
+        wrapped=(),
+        reset=(),
     )
 
 

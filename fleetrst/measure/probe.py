@@ -47,7 +47,7 @@ from itertools import repeat
 from numbers import Real
 from operator import itemgetter
 
-from ..model import Snapshot
+from ..model import NameIndex, Packed, Snapshot, names_of, packed_ints
 from .counters import (
     _U64_MAX,
     _UPTIME,
@@ -60,6 +60,7 @@ from .counters import (
     parse_netstat,
     parse_snmp,
     parse_uptime,
+    plain_values,
     shown,
 )
 from .freebsd import SAMPLE_COMMAND as FREEBSD_SAMPLE
@@ -237,8 +238,8 @@ def _text(lines: list[str]) -> str:
     return "\n".join(lines) + "\n" if lines else ""
 
 
-def _split_files(lines: list[str]) -> dict[str, str]:
-    """cat's output of the four files, back as one text per file (line 1 is each file's first line)."""
+def _file_starts(lines: list[str]) -> tuple[int, int, int]:
+    """Where cat's output of the four files has /proc/net/netstat, /proc/uptime and boot_id begin."""
     filled = [number for number, line in enumerate(lines) if line.strip()]
     boot_at = filled[-1] if filled else len(lines)
     uptime_at = filled[-2] if len(filled) >= 2 else boot_at
@@ -252,6 +253,12 @@ def _split_files(lines: list[str]) -> dict[str, str]:
             other_at = number
     else:
         netstat_at = other_at
+    return netstat_at, uptime_at, boot_at
+
+
+def _split_files(lines: list[str]) -> dict[str, str]:
+    """cat's output of the four files, back as one text per file (line 1 is each file's first line)."""
+    netstat_at, uptime_at, boot_at = _file_starts(lines)
     return {
         SNMP_PATH: _text(lines[:netstat_at]),
         NETSTAT_PATH: _text(lines[netstat_at:uptime_at]),
@@ -309,12 +316,14 @@ def _read_sample(reader: _Reader, index: int, total: int) -> Snapshot:
         if freebsd:
             return parse_freebsd_sample(body)
         texts = _split_files(body)
-        return Snapshot(
+        snapshot = Snapshot(
             tcp=parse_snmp(texts[SNMP_PATH]),
             tcpext=parse_netstat(texts[NETSTAT_PATH]),
             uptime_s=parse_uptime(texts[UPTIME_PATH]),
             boot_id=parse_boot_id(texts[BOOT_ID_PATH]),
         )
+        _learn_sample_layout(body)
+        return snapshot
     except ProbeParseError as error:
         if total == 1:
             raise
@@ -353,6 +362,9 @@ def parse_probe_output(text: str) -> list[Snapshot]:
     """
     if not isinstance(text, str):
         raise ProbeParseError(f"probe output must be text, got {type(text).__name__}")
+    known = _parse_known(text)
+    if known is not None:
+        return known
     reader = _Reader(text)
     header = _HEADER.fullmatch(_find_first_header(reader))
     if not header:
@@ -378,6 +390,148 @@ def parse_probe_output(text: str) -> list[Snapshot]:
             raise ProbeParseError(f"expected {expected!r}, got {shown(line)}")
         snapshots.append(_read_sample(reader, index, total))
     return snapshots
+
+
+# --- the cheap path: a probe's samples read at the places of a good sample of the same kernel ---------
+
+
+@dataclass(frozen=True, eq=False)
+class _SampleLayout:
+    """Where a probe sample (cat's output of the four files) has what the full parser reads, learnt from
+    one it accepted: the hosts of one kernel print the same lines in the same places. A sample of the
+    same layout is read there with the same checks, and gives the same snapshot; anything else (another
+    line, a blank line, a value that is not plain) goes through the full parser, which says what is
+    wrong. The first word of every line but the last two is part of the layout: it is what the full
+    parser finds the files and the ``Tcp:``/``TcpExt:`` lines by."""
+
+    lines: int
+    words: list[str]  # the first word (up to the first space) of every line but uptime's and boot_id's
+    tcp_at: int  # the Tcp: header line; its value line follows
+    tcp_head: str
+    tcp_names: NameIndex
+    tcpext_at: int
+    tcpext_head: str
+    tcpext_names: NameIndex
+
+
+# The layouts last learnt, newest first: a fleet has a handful of kernels. A tuple, replaced whole (a
+# Dask worker may parse in several threads).
+_SAMPLE_LAYOUTS: tuple[_SampleLayout, ...] = ()
+_MAX_SAMPLE_LAYOUTS = 8
+
+
+def _first_words(lines: list[str]) -> list[str]:
+    return [line.split(" ", 1)[0] for line in lines]
+
+
+def _learn_sample_layout(body: list[str]) -> None:
+    """Keep the layout of a Linux sample the full parser has just read (``body``: cat's lines)."""
+    global _SAMPLE_LAYOUTS
+    n = len(body)
+    if n < 4 or not all(map(str.strip, body)):
+        return  # a blank line moves the files' starts: always the full parser
+    netstat_at, uptime_at, _ = _file_starts(body)
+    words = _first_words(body[: n - 2])
+    tcp_at = next((i for i in range(netstat_at) if words[i] == "Tcp:"), None)
+    tcpext_at = next((i for i in range(netstat_at, uptime_at) if words[i] == "TcpExt:"), None)
+    if tcp_at is None or tcpext_at is None or uptime_at != n - 2:
+        return
+    layout = _SampleLayout(
+        lines=n,
+        words=words,
+        tcp_at=tcp_at,
+        tcp_head=body[tcp_at],
+        tcp_names=names_of(body[tcp_at].split()[1:]),
+        tcpext_at=tcpext_at,
+        tcpext_head=body[tcpext_at],
+        tcpext_names=names_of(body[tcpext_at].split()[1:]),
+    )
+    same = (layout.lines, layout.words, layout.tcp_head, layout.tcpext_head)
+    others = [k for k in _SAMPLE_LAYOUTS if (k.lines, k.words, k.tcp_head, k.tcpext_head) != same]
+    _SAMPLE_LAYOUTS = (layout, *others[: _MAX_SAMPLE_LAYOUTS - 1])
+
+
+def _known_sample(layout: _SampleLayout, body: list[str]) -> Snapshot | None:
+    """``body`` read at ``layout``'s places: the full parser's snapshot, or None (then it reads it).
+
+    Where the files start depends on which lines are blank only through the last two (uptime and
+    boot_id), and a blank one of those is refused below; the first words place the rest."""
+    if (
+        len(body) != layout.lines
+        or body[layout.tcp_at] != layout.tcp_head
+        or body[layout.tcpext_at] != layout.tcpext_head
+        or looks_like_freebsd(body)
+        or _first_words(body[:-2]) != layout.words
+    ):
+        return None
+    tcp_names, tcpext_names = layout.tcp_names.names, layout.tcpext_names.names
+    tcp_numbers = body[layout.tcp_at + 1].split()[1:]
+    tcpext_numbers = body[layout.tcpext_at + 1].split()[1:]
+    if len(tcp_numbers) != len(tcp_names) or len(tcpext_numbers) != len(tcpext_names):
+        return None
+    tcp = plain_values(tcp_names, tcp_numbers)
+    tcpext = plain_values(tcpext_names, tcpext_numbers)
+    if tcp is None or tcpext is None:
+        return None
+    try:
+        uptime_s = parse_uptime(body[-2] + "\n")
+        boot_id = parse_boot_id(body[-1] + "\n")
+    except ProbeParseError:
+        return None
+    return Snapshot(
+        tcp=Packed(layout.tcp_names, packed_ints(tcp)),
+        tcpext=Packed(layout.tcpext_names, packed_ints(tcpext)),
+        uptime_s=uptime_s,
+        boot_id=boot_id,
+    )
+
+
+def _probe_header(index: int, total: int) -> str:
+    return f"@@fleetrst-probe v{FORMAT_VERSION} sample {index} of {total}"
+
+
+_HEADERS_0 = {_probe_header(0, total): total for total in (2, 3)}  # the probes fleetrst sends
+
+
+def _parse_known(text: str) -> list[Snapshot] | None:
+    """What :func:`parse_probe_output` gives, for output framed as the probe frames it and samples of
+    a known layout; None for anything else (then the full parser reads it)."""
+    layouts = _SAMPLE_LAYOUTS
+    if not layouts or "\r" in text:
+        return None
+    lines = text.split("\n")
+    start = next((i for i, line in enumerate(lines) if line.startswith("@@fleetrst-probe")), None)
+    if start is None or (total := _HEADERS_0.get(lines[start])) is None:
+        return None
+    at = start + 1
+    snapshots: list[Snapshot] = []
+    for index in range(total):
+        snapshot = None
+        for layout in layouts:
+            end = at + layout.lines
+            if lines[end : end + 3] == ["", "@@rc 0", f"@@end {index}"]:
+                snapshot = _known_sample(layout, lines[at:end])
+                if snapshot is not None:
+                    at = end + 3
+                    break
+        if snapshot is None:
+            return None
+        snapshots.append(snapshot)
+        if index == total - 1:
+            return snapshots
+        while at < len(lines) and lines[at].startswith(NETNS_FRAME):  # the namespaces' block
+            at += 1
+            while at < len(lines) and not lines[at].startswith(NETNS_END):
+                at += 1
+            at += 1
+        if (
+            at >= len(lines)
+            or not _SLEEP.fullmatch(lines[at])
+            or lines[at + 1 : at + 4] != ["", "@@rc 0", _probe_header(index + 1, total)]
+        ):
+            return None
+        at += 4
+    return None
 
 
 # --- the watch loop: the same sample, streamed every few seconds over one exec ---------------------

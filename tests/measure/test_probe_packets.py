@@ -51,7 +51,9 @@ def _packets(fleet: TestFleet, command: str) -> list[bytes]:
 
 
 @pytest.mark.parametrize(("baseline", "segments"), [(None, 2), (0.1, 3)])
-def test_each_segment_of_the_probe_is_one_packet(fleet: TestFleet, baseline: float | None, segments: int) -> None:
+def test_each_segment_of_the_probe_is_one_packet(
+    fleet: TestFleet, baseline: float | None, segments: int
+) -> None:
     command = probe_command(0.1, baseline_s=baseline)
     gathered = _packets(fleet, command)
     assert len(gathered) == segments, [len(p) for p in gathered]
