@@ -45,7 +45,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from benchmarks.bench_sweep import timed  # noqa: E402
+from benchmarks.bench_sweep import compile_bytecode, timed  # noqa: E402
 
 FIRST = ipaddress.IPv4Address("127.1.0.1")
 
@@ -144,6 +144,7 @@ def main() -> int:
 
     import yaml
 
+    compile_bytecode()
     work = Path(tempfile.mkdtemp(prefix="fleetrst-standin-"))
     port, known = make_keys(work)
     hosts = addresses(args.hosts)
