@@ -13,8 +13,7 @@ not all answer is marked, so a fast failure is never mistaken for speed.
     python benchmarks/bench_sweep.py --hosts 50 --tools floor,fleetrst --repeat 3
 
 Tools: floor (bare asyncssh, benchmarks/floor_asyncssh.py, at most 100 handshakes at once, as
-fleetrst), floor-gathered (the same, each read sent in one write through dd, as fleetrst's probe
-does), fleetrst (the CLI as users run it: no -f, history on, --investigate auto; from 500 hosts on
+fleetrst), fleetrst (the CLI as users run it: no -f, history on, --investigate auto; from 500 hosts on
 it uses every core), fleetrst-procs1 and fleetrst-procs2 (one event loop, two worker processes),
 fleetrst-nohistory and fleetrst-noinvestigate (what recording and investigating cost; with any
 fleetrst variant in the list one host storms, so that one host is investigated), ansible (ansible
@@ -157,21 +156,15 @@ def main() -> int:
         def fleetrst_ok(rc: int, out: str) -> bool:
             return _fleetrst_ok(out, args.hosts)
 
-        def floor_argv(hosts: Path, *more: str) -> list[str]:
+        def floor_argv(hosts: Path) -> list[str]:
             return [
                 *(py, str(HERE / "floor_asyncssh.py"), "--hosts-file", str(hosts), "--user", user),
                 *("--key", key, "--known-hosts", kh, "--window", w, "--handshakes", str(args.handshakes)),
-                *more,
             ]
 
         # each tool: its command line, the check of its output, and its command line for one host
         commands: dict[str, tuple[list[str], Callable[[int, str], bool], list[str] | None]] = {
             "floor": (floor_argv(hosts_file), lambda rc, _: rc == 0, floor_argv(one_host_file)),
-            "floor-gathered": (
-                floor_argv(hosts_file, "--gathered"),
-                lambda rc, _: rc == 0,
-                floor_argv(one_host_file, "--gathered"),
-            ),
             "fleetrst": (sweep, fleetrst_ok, [*sweep, *one_host]),
             "fleetrst-procs1": ([*sweep, "--procs", "1"], fleetrst_ok, [*sweep, "--procs", "1", *one_host]),
             "fleetrst-procs2": ([*sweep, "--procs", "2"], fleetrst_ok, [*sweep, "--procs", "2", *two_hosts]),

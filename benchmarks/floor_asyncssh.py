@@ -6,10 +6,6 @@ most ``--handshakes`` handshakes run at once (100, fleetrst's default), each wit
 timeout of its own: without a cap, 1,000 simultaneous handshakes on this machine all miss a 5 s one.
 
     python benchmarks/floor_asyncssh.py --hosts-file F --user U --key K --known-hosts KH --window 5
-
-``--gathered``: each read goes out through ``dd ibs=16384 obs=65536``, as fleetrst's probe sends each
-sample, so that sshd sends it as one SSH packet instead of one for each file ``cat`` writes (7 data
-packets a host become 2): the floor of a tool that does that too.
 """
 
 from __future__ import annotations
@@ -60,12 +56,9 @@ async def main() -> int:
     parser.add_argument("--window", type=float, default=5.0)
     parser.add_argument("--handshakes", type=int, default=100, help="at most this many at once (100)")
     parser.add_argument("--port", type=int, default=22)
-    parser.add_argument("--gathered", action="store_true", help="each read in one write, through dd")
     args = parser.parse_args()
     addresses = Path(args.hosts_file).read_text().split()
     reads = "cat /proc/net/snmp /proc/net/netstat /proc/uptime /proc/sys/kernel/random/boot_id"
-    if args.gathered:
-        reads = f"{reads} | dd ibs=16384 obs=65536 2>/dev/null"
     command = f"{reads}; sleep {args.window:g}; {reads}"
     options = client_options(args.user, args.key, args.known_hosts, port=args.port)
     handshakes = asyncio.Semaphore(args.handshakes)

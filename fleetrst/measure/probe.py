@@ -133,29 +133,9 @@ def _sample_script(index: int, total: int) -> list[str]:
     ]
 
 
-# In the background and waited for, so that the trap below can end it at once. What it prints (nothing,
-# unless it fails) and its status are in the next segment.
-def _sleep_script(seconds: str) -> str:
-    return f"sleep {seconds} 2>&1 & p=$!; wait $p; s=$?"
-
-
-_SLEPT = 'echo; echo "@@rc $s"'
-
-# One write a segment. The lines between two sleeps (a sample's header, the four files, the status
-# lines) leave the host through ``w``, which is dd gathering them into one block: POSIX dd without bs=
-# collects its input into full output blocks until the end, so ibs and obs differ on purpose (with them
-# equal, GNU dd writes each read as it comes). sshd then sends a sample as one SSH packet where a
-# ``cat`` of four files and the echos make six or more, each of which the client decrypts and
-# dispatches on its own: 2 data packets for a window's probe instead of 12 (measured on the test
-# fleet). The output is the same bytes. Where there is no dd, ``w`` is cat.
-_GATHER = (
-    "if command -v dd >/dev/null 2>&1; then w() { dd ibs=16384 obs=65536 2>/dev/null; }; "
-    "else w() { cat; }; fi"
-)
-
-
-def _gathered(parts: list[str]) -> str:
-    return "{ " + "; ".join(parts) + "; } | w"
+def _sleep_script(seconds: str) -> list[str]:
+    # In the background and waited for, so that the trap below can end it at once.
+    return [f"echo '@@sleep {seconds}'; sleep {seconds} 2>&1 & p=$!; wait $p; s=$?; echo; echo \"@@rc $s\""]
 
 
 # A stopped sweep signals the remote command (SIGTERM over the channel) and closes the connection:
@@ -183,25 +163,22 @@ def probe_command(
     window = _seconds(window_s, "the window")
     sleeps = [window] if baseline_s is None else [_seconds(baseline_s, "the baseline"), window]
     total = len(sleeps) + 1
-    parts = [_TRAP, _READER, _GATHER]
+    parts = [_TRAP, _READER]
     if containers:
         hold = sum(float(s) for s in sleeps) + 10.0  # a bind-only namespace's holder outlives the probe
         listing = listing_command(f"{hold:.0f}", become_user)
-        # Not gathered: it sets NP, which a pipeline's subshell would keep to itself.
         parts.append(
             f"if {_LINUX}; then {listing}; else NP=; echo '{BEGIN_LIST}'; echo '{_NO_NAMESPACES}'; "
             f"echo '{NETNS_END} list'; fi"
         )
-    segment: list[str] = []
-    for index in range(total):
-        segment += _sample_script(index, total)
+    parts += _sample_script(0, total)
+    if containers:
+        parts.append(sample_command(0))
+    for index, seconds in enumerate(sleeps, start=1):
+        parts += _sleep_script(seconds)
+        parts += _sample_script(index, total)
         if containers:
-            segment.append(sample_command(index))
-        if index < len(sleeps):
-            segment.append(f"echo '@@sleep {sleeps[index]}'")
-            parts += [_gathered(segment), _sleep_script(sleeps[index])]
-            segment = [_SLEPT]
-    parts.append(_gathered(segment))
+            parts.append(sample_command(index))
     return "; ".join(parts)
 
 

@@ -116,10 +116,6 @@ def test_a_real_run_executes_a_bounded_set_of_programs_whatever_the_number_of_pr
     # The awk programs are arguments with newlines in them: the log's lines that start with a
     # program's name are the runs (the programs' own lines are indented or punctuation).
     runs = [run for run in shim.runs() if run[0] and (shim.dir / run[0]).exists()]
-    # Each sample's segment is a pipeline into one dd (the gatherer), which starts beside the others in
-    # either order: the dds are counted apart.
-    assert [run for run in runs if run[0] == "dd"] == [["dd", "ibs=16384", "obs=65536"]] * 2
-    runs = [run for run in runs if run[0] != "dd"]
     names = [run[0] for run in runs]
     # ls | awk is a pipeline: its two start in either order.
     assert names[:2] == ["sudo", "sh"] and sorted(names[2:4]) == ["awk", "ls"]
