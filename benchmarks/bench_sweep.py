@@ -6,7 +6,9 @@ the host, read again) and reports, per tool, the wall time beyond the window, th
 (user + system of the tool and every process it waited for, from wait4) and per host, and the peak
 memory of the tool's whole process tree (the sum of its processes' RSS, sampled every 20 ms) and per
 host (above the same tool sweeping one host: what each host in flight adds). A tool whose hosts did
-not all answer is marked, so a fast failure is never mistaken for speed.
+not all answer is marked, so a fast failure is never mistaken for speed. A first sweep is not
+counted (the fleet's neighbour entries are made there), and with ``--repeat`` the tools take turns,
+one run each a round, so that what drifts on the machine falls on all of them alike.
 
     python benchmarks/bench_sweep.py --hosts 200 --window 5            # as root
     python benchmarks/bench_sweep.py --hosts 1000 --tools floor,fleetrst,fleetrst-procs1,fleetrst-procs2
@@ -229,26 +231,31 @@ def main() -> int:
             # One storming host, so that --investigate auto has one host to investigate: the rest
             # must not be slowed by it (fleetrst vs fleetrst-noinvestigate).
             fleet.closed_port_storm(fleet.hosts[0], rate=100, duration=3600)
-        results: list[Run] = []
         for tool in tools:
             if tool not in commands:
                 print(f"unknown tool {tool!r}; known: {', '.join(commands)}", file=sys.stderr)
                 return 64
-            argv, check, alone = commands[tool]
-            walls, cpus, rss, pss, oks = [], [], [], [], []
-            for _ in range(args.repeat):
+        # A first sweep, not counted: the fleet's neighbour entries and the hosts' first logins are
+        # made here, not in whichever tool comes first.
+        timed(commands[tools[0]][0], env)
+        # Round by round, every tool once a round: what drifts on the machine over the run (its load,
+        # its memory) falls on every tool alike, not on the ones that ran last.
+        runs: dict[str, list[tuple[float, float, float, float, bool]]] = {tool: [] for tool in tools}
+        for _ in range(args.repeat):
+            for tool in tools:
+                argv, check, _alone = commands[tool]
                 wall, cpu, rc, out, peak_rss, peak_pss = timed(argv, env)
-                walls.append(wall)
-                cpus.append(cpu)
-                rss.append(peak_rss)
-                pss.append(peak_pss)
-                oks.append(check(rc, out))
-                if not oks[-1]:
+                runs[tool].append((wall, cpu, peak_rss, peak_pss, check(rc, out)))
+                if not runs[tool][-1][4]:
                     print(
                         f"--- {tool} did not reach every host (exit {rc}); last lines:\n"
                         + "\n".join(out.splitlines()[-5:]),
                         file=sys.stderr,
                     )
+        results: list[Run] = []
+        for tool in tools:
+            walls, cpus, rss, pss, oks = (list(column) for column in zip(*runs[tool], strict=True))
+            alone = commands[tool][2]
             per_host = None
             if alone is not None and args.hosts > 2:
                 base = timed(alone, env)[4]
