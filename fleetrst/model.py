@@ -248,6 +248,10 @@ class PackedRates(Packed[float]):
     def _value(self, position: int) -> float:
         return self._values[position] / self._interval  # type: ignore[no-any-return]
 
+    def rate_of(self, count: int) -> float:
+        """The rate a stored count stands for: the division every read of it makes."""
+        return count / self._interval
+
     def _iter_values(self) -> Iterator[float]:
         return map(self._interval.__rtruediv__, self._values)  # count / interval, each
 

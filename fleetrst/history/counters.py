@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
 
 from ..measure.counters import GAUGES, NAMED_RATES
+from ..model import NameIndex, Packed, PackedRates
 
 Layout = tuple[tuple[str, ...], tuple[str, ...]]  # (Tcp names, TcpExt names), in stored order
 
@@ -30,7 +32,36 @@ class CorruptCounters(ValueError):
 
 
 def layout_of(tcp: Mapping[str, int], tcpext: Mapping[str, int]) -> Layout:
+    if isinstance(tcp, Packed) and isinstance(tcpext, Packed):
+        return _packed_layout(tcp.names, tcpext.names).layout
     return tuple(n for n in tcp if n not in GAUGES), tuple(tcpext)
+
+
+class _PackedLayout:
+    """A layout as a packed sample of it has it (a sweep records every host's last sample packed):
+    worked out once per kernel, so that each host's is stored by position, not name by name."""
+
+    def __init__(self, tcp: NameIndex, tcpext: NameIndex) -> None:
+        counted = [position for position, name in enumerate(tcp.names) if name not in GAUGES]
+        self.tcp = tcp
+        self.tcpext = tcpext
+        self.layout: Layout = (tuple(tcp.names[position] for position in counted), tcpext.names)
+        self.keys = _keys(self.layout)
+        self.counted: Callable[[Sequence[int]], Sequence[int]] | None = (
+            itemgetter(*counted) if len(counted) >= 2 else None
+        )
+
+
+_PACKED_LAYOUTS: dict[tuple[NameIndex, NameIndex], _PackedLayout] = {}
+
+
+def _packed_layout(tcp: NameIndex, tcpext: NameIndex) -> _PackedLayout:
+    found = _PACKED_LAYOUTS.get((tcp, tcpext))
+    if found is None:
+        if len(_PACKED_LAYOUTS) >= 64:  # a fleet has a handful of kernels
+            _PACKED_LAYOUTS.clear()
+        found = _PACKED_LAYOUTS[(tcp, tcpext)] = _PackedLayout(tcp, tcpext)
+    return found
 
 
 def layout_text(layout: Layout) -> str:
@@ -77,6 +108,10 @@ def decode(data: bytes, count: int) -> list[int]:
 
 
 def encode_counters(layout: Layout, tcp: Mapping[str, int], tcpext: Mapping[str, int]) -> bytes:
+    if isinstance(tcp, Packed) and isinstance(tcpext, Packed):
+        packed = _packed_layout(tcp.names, tcpext.names)
+        if packed.layout == layout and packed.counted is not None:  # by position: the same values
+            return encode([*packed.counted(tcp.packed_values), *tcpext.packed_values])
     return encode([tcp[n] for n in layout[0]] + [tcpext[n] for n in layout[1]])
 
 
@@ -110,12 +145,44 @@ def encode_window(layout: Layout, per_second: Mapping[str, float], interval_s: f
     """The window's counts of the counters that moved, as (gap, count) varint pairs in layout order."""
     flat: list[int] = []
     last = -1
-    for index, key in enumerate(_keys(layout)):
-        count = round(per_second.get(key, 0.0) * interval_s)
-        if count > 0:
-            flat += (index - last, count)
-            last = index
+    keys = _keys_of(layout, per_second)
+    if keys is None:
+        for index, key in enumerate(_keys(layout)):
+            count = round(per_second.get(key, 0.0) * interval_s)
+            if count > 0:
+                flat += (index - last, count)
+                last = index
+        return encode(flat)
+    # The rates packed in the layout's order (as measure_rates gives them for a packed sample): the
+    # same rate * interval, computed only where the counter counted (a rate of 0 is never stored).
+    assert isinstance(per_second, PackedRates)
+    rate_of = per_second.rate_of
+    for index, counted in enumerate(per_second.packed_values[: len(keys)]):
+        if counted:
+            count = round(rate_of(counted) * interval_s)
+            if count > 0:
+                flat += (index - last, count)
+                last = index
     return encode(flat)
+
+
+def _keys_of(layout: Layout, per_second: Mapping[str, float]) -> list[str] | None:
+    """The layout's keys when ``per_second`` holds exactly them first, in order (then rates are read by
+    position); None else."""
+    if not isinstance(per_second, PackedRates):
+        return None
+    names = per_second.names
+    cached = _RATE_KEYS.get(id(names))
+    if cached is None or cached[0] is not names or cached[1] != layout:
+        keys = _keys(layout)
+        fits = tuple(names.names[: len(keys)]) == tuple(keys)
+        if len(_RATE_KEYS) >= 64:
+            _RATE_KEYS.clear()
+        cached = _RATE_KEYS[id(names)] = (names, layout, keys if fits else None)
+    return cached[2]
+
+
+_RATE_KEYS: dict[int, tuple[NameIndex, Layout, list[str] | None]] = {}
 
 
 def decode_window(layout: Layout, data: bytes, interval_s: float) -> dict[str, float]:

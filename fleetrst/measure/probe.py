@@ -377,7 +377,7 @@ class _SampleLayout:
     """Where a probe sample (cat's output of the four files) has what the full parser reads, learnt from
     one it accepted: the hosts of one kernel print the same lines in the same places. A sample of the
     same layout is read there with the same checks, and gives the same snapshot; anything else (another
-    line, a blank line, a value that is not plain) goes through the full parser, which says what is
+    line, another header, a value that is not plain) goes through the full parser, which says what is
     wrong. The first word of every line but the last two is part of the layout: it is what the full
     parser finds the files and the ``Tcp:``/``TcpExt:`` lines by."""
 
@@ -406,7 +406,7 @@ def _learn_sample_layout(body: list[str]) -> None:
     global _SAMPLE_LAYOUTS
     n = len(body)
     if n < 4 or not all(map(str.strip, body)):
-        return  # a blank line moves the files' starts: always the full parser
+        return  # no kernel prints a blank line there: such a sample is left to the full parser
     netstat_at, uptime_at, _ = _file_starts(body)
     words = _first_words(body[: n - 2])
     tcp_at = next((i for i in range(netstat_at) if words[i] == "Tcp:"), None)
