@@ -7,7 +7,9 @@ The one place where a host's ``Investigation`` and the fleet's ``Finding``s beco
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from itertools import repeat
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from ..model import (
@@ -15,7 +17,9 @@ from ..model import (
     TRIPPED,
     FleetReport,
     HostResult,
+    NameIndex,
     NamespaceResult,
+    Packed,
     SinceLast,
     SinceLastMissing,
     Trip,
@@ -77,6 +81,34 @@ def since_last_json(h: HostResult) -> tuple[dict[str, Any] | None, dict[str, Any
     return None, dict(NO_HISTORY)
 
 
+_SortedOrder = tuple[tuple[str, ...], Callable[[Sequence[float]], Sequence[float]]]
+_ORDERS: dict[NameIndex, _SortedOrder] = {}
+
+
+def _sorted_order(names: NameIndex) -> _SortedOrder:
+    found = _ORDERS.get(names)
+    if found is None:
+        positions = sorted(range(len(names.names)), key=names.names.__getitem__)
+        pick: Callable[[Sequence[float]], Sequence[float]]
+        if len(positions) >= 2:
+            pick = itemgetter(*positions)
+        else:
+            pick = lambda values: tuple(values)  # noqa: E731  (none or one)
+        if len(_ORDERS) >= 64:  # a fleet has a handful of kernels
+            _ORDERS.clear()
+        found = _ORDERS[names] = (tuple(names.names[i] for i in positions), pick)
+    return found
+
+
+def rounded_by_name(rates: Mapping[str, float]) -> dict[str, float | None]:
+    """``{name: rounded(rate)}`` in name order, as a host's JSON gives its rates. Packed rates (a
+    sweep's) are put in order by positions worked out once per layout: the same dict."""
+    if isinstance(rates, Packed):
+        names, pick = _sorted_order(rates.names)
+        return dict(zip(names, map(round, pick(list(rates.values())), repeat(3)), strict=True))
+    return {k: rounded(v) for k, v in sorted(rates.items())}
+
+
 def host_json(h: HostResult) -> dict[str, Any]:
     since_last, since_last_missing = since_last_json(h)
     return {
@@ -87,11 +119,9 @@ def host_json(h: HostResult) -> dict[str, Any]:
         "error": h.error,
         "error_kind": h.error_kind,
         "interval_s": rounded(h.interval_s),
-        "rates": {k: rounded(v) for k, v in sorted(h.rates.per_second.items())} if h.rates else None,
+        "rates": rounded_by_name(h.rates.per_second) if h.rates else None,
         "gauges": dict(sorted(h.rates.gauges.items())) if h.rates else None,
-        "baseline_rates": (
-            {k: rounded(v) for k, v in sorted(h.baseline.per_second.items())} if h.baseline else None
-        ),
+        "baseline_rates": rounded_by_name(h.baseline.per_second) if h.baseline else None,
         "counters_wrapped": list(h.rates.wrapped) if h.rates else [],
         "counters_reset": list(h.rates.reset) if h.rates else [],
         "tripped": [trip_json(t) for t in h.tripped],
