@@ -4,7 +4,8 @@ optional RST capture, context and logs — and the likely causes, each with its 
 
 - ``ss``, ``lsof``, ``tcpdump``: parsers of the tools' text (pure).
 - ``script``: the runbook as one framed remote script, and the parsing of its output.
-- ``classify``: the cause classifier (pure).
+- ``classify``: the cause classifier (pure): ``classify.classify`` (the name ``classify`` here is the
+  module, as it is once the module is imported; it is not re-exported, so it never means two things).
 - ``result``: the ``Investigation`` of a host and the fleet's ``Finding``s, as values (pure).
 - ``analyse``: the runbook's output to the ``Investigation`` (pure).
 - ``correlate``: what several hosts show together (pure).
@@ -24,7 +25,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .classify import CAUSES, Cause, Facts, classify
+    from .classify import CAUSES, Cause, Facts
     from .errors import InvestigateParseError
     from .result import Finding, Investigation
     from .runner import InvestigateOptions, RunbookInvestigator
@@ -38,7 +39,6 @@ __all__ = [
     "InvestigateParseError",
     "Investigation",
     "RunbookInvestigator",
-    "classify",
 ]
 
 # Each name, and the module that defines it.
@@ -46,7 +46,6 @@ _WHERE = {
     "CAUSES": "classify",
     "Cause": "classify",
     "Facts": "classify",
-    "classify": "classify",
     "InvestigateParseError": "errors",
     "Finding": "result",
     "Investigation": "result",
@@ -60,5 +59,5 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(import_module(f".{module}", __name__), name)
-    globals()[name] = value  # the function classify, not the submodule the import just bound
+    globals()[name] = value  # looked up once
     return value
