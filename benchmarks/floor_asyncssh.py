@@ -47,12 +47,18 @@ def client_options(user: str, key: str, known_hosts: str, **more: Any) -> asyncs
     )
 
 
-async def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+def fleet_parser(description: str | None) -> argparse.ArgumentParser:
+    """A floor's command line: the hosts and how to log in to them (also for ``floor_watch.py``)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--hosts-file", required=True)
     parser.add_argument("--user", required=True)
     parser.add_argument("--key", required=True)
     parser.add_argument("--known-hosts", required=True)
+    return parser
+
+
+async def main() -> int:
+    parser = fleet_parser(__doc__)
     parser.add_argument("--window", type=float, default=5.0)
     parser.add_argument("--handshakes", type=int, default=100, help="at most this many at once (100)")
     parser.add_argument("--port", type=int, default=22)

@@ -14,7 +14,6 @@ Frames are counted by their end markers (``@@end``), in C (``bytes.count``), and
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import signal
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncssh
-from floor_asyncssh import client_options  # (this script's directory is on sys.path)
+from floor_asyncssh import client_options, fleet_parser  # (this script's directory is on sys.path)
 
 from fleetrst.measure.probe import watch_command
 
@@ -60,11 +59,7 @@ async def one(
 
 
 async def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--hosts-file", required=True)
-    parser.add_argument("--user", required=True)
-    parser.add_argument("--key", required=True)
-    parser.add_argument("--known-hosts", required=True)
+    parser = fleet_parser(__doc__)
     parser.add_argument("--every", type=float, default=10.0)
     parser.add_argument("--handshakes", type=int, default=100)
     parser.add_argument("--count-file", required=True)

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import sys
 from array import array
-from collections.abc import ItemsView, Iterable, Iterator, Mapping, Sequence, ValuesView
+from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping, Sequence, ValuesView
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from .errors import EXIT_CRITICAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNKNOWN, EXIT_WARNING
@@ -99,6 +100,17 @@ class NameIndex:
 
 
 _names: dict[tuple[str, ...], NameIndex] = {}
+
+
+def picker(positions: Sequence[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """The values at ``positions`` of a sequence, as a tuple whatever their number: one C call
+    (``itemgetter``) for two or more, which alone returns a bare value for one."""
+    if len(positions) >= 2:
+        return itemgetter(*positions)
+    if positions:
+        (position,) = positions
+        return lambda values: (values[position],)
+    return lambda values: ()
 
 
 def names_of(names: Iterable[str]) -> NameIndex:

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
-from operator import itemgetter
+from collections.abc import Mapping, Sequence
 
 from ..measure.counters import GAUGES, NAMED_RATES
-from ..model import NameIndex, Packed, PackedRates
+from ..model import NameIndex, Packed, PackedRates, picker
 
 Layout = tuple[tuple[str, ...], tuple[str, ...]]  # (Tcp names, TcpExt names), in stored order
 
@@ -47,9 +46,7 @@ class _PackedLayout:
         self.tcpext = tcpext
         self.layout: Layout = (tuple(tcp.names[position] for position in counted), tcpext.names)
         self.keys = _keys(self.layout)
-        self.counted: Callable[[Sequence[int]], Sequence[int]] | None = (
-            itemgetter(*counted) if len(counted) >= 2 else None
-        )
+        self.counted = picker(counted)
 
 
 _PACKED_LAYOUTS: dict[tuple[NameIndex, NameIndex], _PackedLayout] = {}
@@ -110,7 +107,7 @@ def decode(data: bytes, count: int) -> list[int]:
 def encode_counters(layout: Layout, tcp: Mapping[str, int], tcpext: Mapping[str, int]) -> bytes:
     if isinstance(tcp, Packed) and isinstance(tcpext, Packed):
         packed = _packed_layout(tcp.names, tcpext.names)
-        if packed.layout == layout and packed.counted is not None:  # by position: the same values
+        if packed.layout == layout:  # by position: the same values
             return encode([*packed.counted(tcp.packed_values), *tcpext.packed_values])
     return encode([tcp[n] for n in layout[0]] + [tcpext[n] for n in layout[1]])
 
@@ -172,17 +169,17 @@ def _keys_of(layout: Layout, per_second: Mapping[str, float]) -> list[str] | Non
     if not isinstance(per_second, PackedRates):
         return None
     names = per_second.names
-    cached = _RATE_KEYS.get(id(names))
-    if cached is None or cached[0] is not names or cached[1] != layout:
+    cached = _RATE_KEYS.get(names)
+    if cached is None or cached[0] != layout:
         keys = _keys(layout)
         fits = tuple(names.names[: len(keys)]) == tuple(keys)
         if len(_RATE_KEYS) >= 64:
             _RATE_KEYS.clear()
-        cached = _RATE_KEYS[id(names)] = (names, layout, keys if fits else None)
-    return cached[2]
+        cached = _RATE_KEYS[names] = (layout, keys if fits else None)
+    return cached[1]
 
 
-_RATE_KEYS: dict[int, tuple[NameIndex, Layout, list[str] | None]] = {}
+_RATE_KEYS: dict[NameIndex, tuple[Layout, list[str] | None]] = {}  # by the rates' names: their layout's keys
 
 
 def decode_window(layout: Layout, data: bytes, interval_s: float) -> dict[str, float]:

@@ -17,9 +17,9 @@ import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from operator import itemgetter, sub
+from operator import sub
 
-from ..model import NameIndex, Packed, PackedRates, Rates, Snapshot, names_of, packed_ints
+from ..model import NameIndex, Packed, PackedRates, Rates, Snapshot, names_of, packed_ints, picker
 
 SNMP_PATH = "/proc/net/snmp"
 NETSTAT_PATH = "/proc/net/netstat"
@@ -331,15 +331,6 @@ _PLANS: dict[tuple[NameIndex, NameIndex], _RatesPlan | None] = {}
 _PLANS_KEPT = 64
 
 
-def _picked(positions: Sequence[int]) -> Callable[[Sequence[int]], Sequence[int]]:
-    if len(positions) >= 2:
-        return itemgetter(*positions)
-    if positions:
-        (position,) = positions
-        return lambda values: (values[position],)
-    return lambda values: ()
-
-
 def _plan(tcp: NameIndex, tcpext: NameIndex) -> _RatesPlan | None:
     """The plan for samples of these layouts, as the loop of :func:`measure_rates` would name things;
     None where it would not be plain (a friendly name that is also a kernel's)."""
@@ -356,11 +347,11 @@ def _plan(tcp: NameIndex, tcpext: NameIndex) -> _RatesPlan | None:
     if not any(friendly in where for friendly, _ in named):
         gauge_at = [position for position, name in enumerate(tcp.names) if name in GAUGES]
         plan = _RatesPlan(
-            tcp_counted=_picked(counted),
+            tcp_counted=picker(counted),
             counts=names_of(names + [friendly for friendly, _ in named]),
-            named=_picked([position for _, position in named]) if named else None,
+            named=picker([position for _, position in named]) if named else None,
             gauges=names_of(tcp.names[position] for position in gauge_at),
-            gauge_of=_picked(gauge_at),
+            gauge_of=picker(gauge_at),
         )
     if len(_PLANS) >= _PLANS_KEPT:
         _PLANS.clear()

@@ -45,9 +45,8 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from numbers import Real
-from operator import itemgetter
 
-from ..model import NameIndex, Packed, Snapshot, names_of, packed_ints
+from ..model import NameIndex, Packed, Snapshot, names_of, packed_ints, picker
 from .counters import (
     _U64_MAX,
     _UPTIME,
@@ -555,15 +554,6 @@ def watch_command(every_s: float, rounds: int = MAX_WATCH_ROUNDS) -> str:
 _Picker = Callable[[Sequence[str]], tuple[str, ...]]
 
 
-def _picker(columns: tuple[int, ...]) -> _Picker:
-    if len(columns) >= 2:
-        return itemgetter(*columns)  # one C call for every column
-    if columns:
-        (column,) = columns
-        return lambda tokens: (tokens[column],)
-    return lambda tokens: ()
-
-
 @dataclass(frozen=True)
 class _Layout:
     """Where a host's frames keep their values, learnt from a frame the full parser accepted.
@@ -595,8 +585,8 @@ class _Layout:
     tcpext_template: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "tcp_pick", _picker(self.tcp_columns))
-        object.__setattr__(self, "tcpext_pick", _picker(self.tcpext_columns))
+        object.__setattr__(self, "tcp_pick", picker(self.tcp_columns))
+        object.__setattr__(self, "tcpext_pick", picker(self.tcpext_columns))
         object.__setattr__(self, "tcp_template", dict.fromkeys(self.tcp_names, 0))
         object.__setattr__(self, "tcpext_template", dict.fromkeys(self.tcpext_names, 0))
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from itertools import repeat
-from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from ..model import (
@@ -23,6 +22,7 @@ from ..model import (
     SinceLast,
     SinceLastMissing,
     Trip,
+    picker,
 )
 from .text import fleet_totals, rounded, worst_first
 
@@ -89,11 +89,7 @@ def _sorted_order(names: NameIndex) -> _SortedOrder:
     found = _ORDERS.get(names)
     if found is None:
         positions = sorted(range(len(names.names)), key=names.names.__getitem__)
-        pick: Callable[[Sequence[float]], Sequence[float]]
-        if len(positions) >= 2:
-            pick = itemgetter(*positions)
-        else:
-            pick = lambda values: tuple(values)  # noqa: E731  (none or one)
+        pick = picker(positions)
         if len(_ORDERS) >= 64:  # a fleet has a handful of kernels
             _ORDERS.clear()
         found = _ORDERS[names] = (tuple(names.names[i] for i in positions), pick)
