@@ -22,6 +22,7 @@ import asyncssh
 from asyncssh.public_key import load_default_keypairs
 
 from ..model import ConnectionSettings, Target
+from .asyncssh_options import PreparedOptions
 from .base import (
     DEFAULT_MAX_LINE,
     DEFAULT_MAX_OUTPUT,
@@ -342,6 +343,7 @@ class AsyncsshTransport:
         self._keys: dict[tuple[str, ...], list[Any]] = {}
         self.new_host_keys = NewHostKeys()
         self._jumps: dict[tuple[ConnectionSettings, int], asyncio.Future[Any]] = {}
+        self._prepared = PreparedOptions()
 
     # --- state loaded once per sweep -------------------------------------------------------------
 
@@ -451,7 +453,10 @@ class AsyncsshTransport:
         options["client_factory"] = lambda: stage
         try:
             async with asyncio.timeout(timeout):
-                conn = await asyncssh.connect(settings.address, **options)
+                if self._ssh_config or "tunnel" in options or "proxy_command" in options:
+                    conn = await asyncssh.connect(settings.address, **options)
+                else:  # options prepared here, once for hosts that differ only by address
+                    conn = await self._prepared.connect(self._prepared.for_host(settings.address, options))
         except TimeoutError:
             if stage.tcp_connected:  # the host answered, then stalled: not unreachable, misbehaving
                 raise CommandTimeout.login_timeout(timeout) from None
