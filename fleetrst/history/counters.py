@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from ..measure.counters import GAUGES, NAMED_RATES
-from ..model import NameIndex, Packed, PackedRates, picker
+from ..model import NameIndex, Packed, PackedRates, names_of, picker
 
 Layout = tuple[tuple[str, ...], tuple[str, ...]]  # (Tcp names, TcpExt names), in stored order
 
@@ -112,13 +112,17 @@ def encode_counters(layout: Layout, tcp: Mapping[str, int], tcpext: Mapping[str,
     return encode([tcp[n] for n in layout[0]] + [tcpext[n] for n in layout[1]])
 
 
-def decode_counters(layout: Layout, data: bytes) -> tuple[dict[str, int], dict[str, int]]:
-    tcp_names, tcpext_names = layout
-    values = decode(data, len(tcp_names) + len(tcpext_names))
-    split = len(tcp_names)
-    return dict(zip(tcp_names, values[:split], strict=True)), dict(
-        zip(tcpext_names, values[split:], strict=True)
-    )
+def layout_names(layout: Layout) -> tuple[NameIndex, NameIndex]:
+    """The layout's shared names (what :func:`decode_counters` reads by): the same objects a sweep's
+    packed samples of that kernel have, so an interval between the two is counted by position."""
+    return names_of(layout[0]), names_of(layout[1])
+
+
+def decode_counters(names: tuple[NameIndex, NameIndex], data: bytes) -> tuple[Packed[int], Packed[int]]:
+    tcp_names, tcpext_names = names
+    split = len(tcp_names.names)
+    values = decode(data, split + len(tcpext_names.names))
+    return Packed(tcp_names, values[:split]), Packed(tcpext_names, values[split:])
 
 
 def encode_boot_id(boot_id: str) -> bytes | str:

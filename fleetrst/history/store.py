@@ -32,6 +32,7 @@ from ..model import (
     FleetReport,
     HostResult,
     HostRow,
+    NameIndex,
     NamespaceResult,
     RecordedSnapshot,
     RollupRow,
@@ -255,6 +256,7 @@ class HistoryStore:
         self._db = connection
         self._layouts: dict[stored.Layout, int] = {}
         self._layout_names: dict[int, stored.Layout] = {}
+        self._layout_indexes: dict[int, tuple[NameIndex, NameIndex]] = {}
         self.pruned = Pruned()  # what the last write rolled up and removed
 
     @classmethod
@@ -411,6 +413,12 @@ class HistoryStore:
             found = self._layout_names[layout_id] = stored.layout_from_text(row[0])
         return found
 
+    def _names_of_layout(self, layout_id: int) -> tuple[NameIndex, NameIndex]:
+        found = self._layout_indexes.get(layout_id)
+        if found is None:
+            found = self._layout_indexes[layout_id] = stored.layout_names(self._layout(layout_id))
+        return found
+
     def _sample_values(self, h: HostResult) -> tuple[Any, ...]:
         """The host's last sample (boot_id, uptime, namespace, counters) and its interval."""
         snap = h.snapshot
@@ -535,7 +543,7 @@ class HistoryStore:
                 continue
             sweep_id, started_at, boot_id, uptime_s, netns, layout_id, data = row
             try:
-                tcp, tcpext = stored.decode_counters(self._layout(layout_id), data)
+                tcp, tcpext = stored.decode_counters(self._names_of_layout(layout_id), data)
             except (stored.CorruptCounters, ValueError, KeyError, TypeError):
                 continue
             result[host] = RecordedSnapshot(

@@ -47,12 +47,14 @@ expected, e.g. a load balancer, is expected to reset between audits too); its
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from ..model import (
     HostResult,
     Level,
+    NameIndex,
+    Packed,
     Rates,
     RecordedSnapshot,
     SinceLast,
@@ -61,6 +63,7 @@ from ..model import (
     Status,
     Threshold,
     Trip,
+    picker,
 )
 from .counters import GAUGES, NAMED_RATES
 from .rules import DEFAULT_THRESHOLDS, effective_thresholds, judge, parse_threshold_overrides
@@ -76,6 +79,8 @@ INTERVAL_VARIABLE = "fleetrst_interval_thresholds"
 MIN_AVERAGE_S = 60.0  # shorter intervals are judged by the window's limits
 WINDOW_VARIABLE = "fleetrst_thresholds"
 _SHOWN_DECREASES = 3
+# what two samples counted: the counts that moved, the counters that went down, the named rates both have
+_Counted = tuple[dict[str, int], list[str], list[tuple[str, str]]]
 
 
 def span(seconds: float) -> str:
@@ -116,6 +121,35 @@ def counts_since(previous: RecordedSnapshot | None, current: Snapshot) -> SinceL
             f"the host's uptime went from {before.uptime_s:g}s at {when} to {current.uptime_s:g}s: "
             "no interval to count over",
         )
+    plan = _plan_of(before, current)
+    if plan is not None:
+        counts, decreased, named = plan.counts(before, current)
+    else:
+        counts, decreased, named = _counts_by_name(before, current)
+    if decreased:
+        more = " ..." if len(decreased) > _SHOWN_DECREASES else ""
+        shown = ", ".join(decreased[:_SHOWN_DECREASES]) + more
+        return SinceLastMissing(
+            "counters_reset",
+            f"{len(decreased)} counter{'s' if len(decreased) != 1 else ''} went backwards since {when} "
+            f"({shown}): the counters were reset or the network namespace was recreated",
+        )
+    for friendly, kernel in named:
+        counts[friendly] = counts.get(kernel, 0)
+    return SinceLast(
+        from_at=previous.started_at,
+        from_sweep=previous.sweep_id,
+        interval_s=interval,
+        counts=counts,
+        rates={name: count / interval for name, count in counts.items()},
+    )
+
+
+def _counts_by_name(
+    before: Snapshot, current: Snapshot
+) -> tuple[dict[str, int], list[str], list[tuple[str, str]]]:
+    """What each counter in both samples counted (those that moved, under the names Rates uses), the
+    counters that went down, and the named rates (friendly name, counter) both samples have."""
     counts: dict[str, int] = {}
     decreased: list[str] = []
     present: set[str] = set()  # counters in both samples, under the names Rates uses
@@ -130,24 +164,71 @@ def counts_since(previous: RecordedSnapshot | None, current: Snapshot) -> SinceL
                 counts[key] = value - was
             elif value < was:
                 decreased.append(f"{key} {was} → {value}")
-    if decreased:
-        more = " ..." if len(decreased) > _SHOWN_DECREASES else ""
-        shown = ", ".join(decreased[:_SHOWN_DECREASES]) + more
-        return SinceLastMissing(
-            "counters_reset",
-            f"{len(decreased)} counter{'s' if len(decreased) != 1 else ''} went backwards since {when} "
-            f"({shown}): the counters were reset or the network namespace was recreated",
-        )
-    for friendly, kernel in NAMED_RATES.items():
-        if kernel in present:
-            counts[friendly] = counts.get(kernel, 0)
-    return SinceLast(
-        from_at=previous.started_at,
-        from_sweep=previous.sweep_id,
-        interval_s=interval,
-        counts=counts,
-        rates={name: count / interval for name, count in counts.items()},
-    )
+    return counts, decreased, [(f, kernel) for f, kernel in NAMED_RATES.items() if kernel in present]
+
+
+class _SincePlan:
+    """Where two packed samples' layouts (an earlier audit's stored one, and this one's) hold each
+    counter both have: worked out once per pair of layouts, so that a host's counts since its last
+    audit are taken by position, not name by name. The same counts, in the same order, as by name."""
+
+    def __init__(
+        self, old_tcp: NameIndex, old_ext: NameIndex, new_tcp: NameIndex, new_ext: NameIndex
+    ) -> None:
+        at = {(False, name): position for position, name in enumerate(old_tcp.names)}
+        at.update({(True, name): len(old_tcp.names) + p for p, name in enumerate(old_ext.names)})
+        old: list[int] = []
+        new: list[int] = []
+        keys: list[str] = []
+        for ext, names, base in ((False, new_tcp.names, 0), (True, new_ext.names, len(new_tcp.names))):
+            for position, name in enumerate(names):
+                was = at.get((ext, name))
+                if was is None or (not ext and name in GAUGES):
+                    continue
+                keys.append(f"TcpExt.{name}" if ext and name in new_tcp.index else name)
+                old.append(was)
+                new.append(base + position)
+        self.old = picker(old)
+        self.new = picker(new)
+        self.keys = tuple(keys)
+        present = set(keys)
+        self.named = [(f, kernel) for f, kernel in NAMED_RATES.items() if kernel in present]
+
+    def counts(self, before: Snapshot, current: Snapshot) -> _Counted:
+        was = self.old([*_values(before.tcp), *_values(before.tcpext)])
+        now = self.new([*_values(current.tcp), *_values(current.tcpext)])
+        counts = {key: n - o for key, o, n in zip(self.keys, was, now, strict=True) if n != o}
+        decreased: list[str] = []
+        if counts and min(counts.values()) < 0:
+            decreased = [f"{k} {o} → {n}" for k, o, n in zip(self.keys, was, now, strict=True) if n < o]
+        return counts, decreased, self.named
+
+
+def _values(counters: Mapping[str, int]) -> Sequence[int]:
+    assert isinstance(counters, Packed)  # as _plan_of found them
+    return counters.packed_values
+
+
+_PLANS: dict[tuple[NameIndex, NameIndex, NameIndex, NameIndex], _SincePlan] = {}
+
+
+def _plan_of(before: Snapshot, current: Snapshot) -> _SincePlan | None:
+    """The plan for two samples that are both packed, else None (they are counted by name)."""
+    tcp, ext, now_tcp, now_ext = before.tcp, before.tcpext, current.tcp, current.tcpext
+    if not (
+        isinstance(tcp, Packed)
+        and isinstance(ext, Packed)
+        and isinstance(now_tcp, Packed)
+        and isinstance(now_ext, Packed)
+    ):
+        return None
+    key = (tcp.names, ext.names, now_tcp.names, now_ext.names)
+    plan = _PLANS.get(key)
+    if plan is None:
+        if len(_PLANS) >= 64:  # a fleet has a handful of kernels
+            _PLANS.clear()
+        plan = _PLANS[key] = _SincePlan(*key)
+    return plan
 
 
 def judge_interval(

@@ -7,8 +7,8 @@ The one place where a host's ``Investigation`` and the fleet's ``Finding``s beco
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 from ..model import (
@@ -81,7 +81,9 @@ def since_last_json(h: HostResult) -> tuple[dict[str, Any] | None, dict[str, Any
     return None, dict(NO_HISTORY)
 
 
-_SortedOrder = tuple[tuple[str, ...], Callable[[Sequence[float]], Sequence[float]]]
+# a layout's names in name order, the positions that put its values in that order, and the JSON
+# object of them as a %-format (``{"Name": %r, ...}``: %r is the encoder's own float.__repr__)
+_SortedOrder = tuple[tuple[str, ...], Callable[[Sequence[float]], Sequence[float]], str]
 _ORDERS: dict[NameIndex, _SortedOrder] = {}
 
 
@@ -89,10 +91,11 @@ def _sorted_order(names: NameIndex) -> _SortedOrder:
     found = _ORDERS.get(names)
     if found is None:
         positions = sorted(range(len(names.names)), key=names.names.__getitem__)
-        pick = picker(positions)
+        ordered = tuple(names.names[i] for i in positions)
         if len(_ORDERS) >= 64:  # a fleet has a handful of kernels
             _ORDERS.clear()
-        found = _ORDERS[names] = (tuple(names.names[i] for i in positions), pick)
+        text = "{" + ", ".join(json.dumps(n).replace("%", "%%") + ": %r" for n in ordered) + "}"
+        found = _ORDERS[names] = (ordered, picker(positions), text)
     return found
 
 
@@ -100,13 +103,29 @@ def rounded_by_name(rates: Mapping[str, float]) -> dict[str, float | None]:
     """``{name: rounded(rate)}`` in name order, as a host's JSON gives its rates. Packed rates (a
     sweep's) are put in order by positions worked out once per layout: the same dict."""
     if isinstance(rates, Packed):
-        names, pick = _sorted_order(rates.names)
-        return dict(zip(names, map(round, pick(list(rates.values())), repeat(3)), strict=True))
+        names, pick, _ = _sorted_order(rates.names)
+        return dict(zip(names, _rounded_all(pick(list(rates.values()))), strict=True))
     return {k: rounded(v) for k, v in sorted(rates.items())}
 
 
-def host_json(h: HostResult) -> dict[str, Any]:
-    since_last, since_last_missing = since_last_json(h)
+def _rates_text(rates: Packed[float]) -> str | None:
+    """``json.dumps(rounded_by_name(rates))`` for packed rates, without the dict: one %-format a layout
+    (its keys' text made once), each value's text the encoder's own (``float.__repr__``). None where
+    a value is not finite (the encoder writes ``NaN``, not repr's ``nan``): that host takes the dict."""
+    _, pick, text = _sorted_order(rates.names)
+    values = _rounded_all(pick(list(rates.values())))
+    if not math.isfinite(sum(values)):
+        return None
+    return text % tuple(values)
+
+
+def _rounded_all(values: Sequence[float]) -> list[float]:
+    """Each value ``rounded``: a zero as it is (``round(±0.0, 3)`` is itself, sign and all), which
+    most of a host's rates are, and which ``round``'s correctly rounded decimal conversion is slow at."""
+    return [v if v == 0 else round(v, 3) for v in values]
+
+
+def _host_head(h: HostResult) -> dict[str, Any]:
     return {
         "host": h.host,
         "address": h.address,
@@ -115,7 +134,12 @@ def host_json(h: HostResult) -> dict[str, Any]:
         "error": h.error,
         "error_kind": h.error_kind,
         "interval_s": rounded(h.interval_s),
-        "rates": rounded_by_name(h.rates.per_second) if h.rates else None,
+    }
+
+
+def _host_tail(h: HostResult) -> dict[str, Any]:
+    since_last, since_last_missing = since_last_json(h)
+    return {
         "gauges": dict(sorted(h.rates.gauges.items())) if h.rates else None,
         "baseline_rates": rounded_by_name(h.baseline.per_second) if h.baseline else None,
         "counters_wrapped": list(h.rates.wrapped) if h.rates else [],
@@ -128,6 +152,25 @@ def host_json(h: HostResult) -> dict[str, Any]:
         "namespaces": None if h.namespaces is None else [namespace_json(n) for n in h.namespaces],
         "namespaces_unseen": list(h.namespaces_unseen),
     }
+
+
+def host_json(h: HostResult) -> dict[str, Any]:
+    return {
+        **_host_head(h),
+        "rates": rounded_by_name(h.rates.per_second) if h.rates else None,
+        **_host_tail(h),
+    }
+
+
+def host_json_text(h: HostResult) -> str:
+    """``json.dumps(host_json(h))``, character for character. A sweep's host has packed rates, its
+    JSON's longest part (a value for each of the kernel's ~150 counters): their text is made by
+    :func:`_rates_text` and put between the encoder's text of the keys before and after them."""
+    rates = h.rates.per_second if h.rates else None
+    text = _rates_text(rates) if isinstance(rates, Packed) else None
+    if text is None:
+        return json.dumps(host_json(h))
+    return f'{json.dumps(_host_head(h))[:-1]}, "rates": {text}, {json.dumps(_host_tail(h))[1:]}'
 
 
 def namespace_json(n: NamespaceResult) -> dict[str, Any]:
@@ -314,7 +357,7 @@ def json_chunks(report: FleetReport) -> Iterator[str]:
     head = json.dumps(report_head_json(report), indent=2)
     yield head[: -len("\n}")] + ',\n  "hosts": [\n'
     for number, h in enumerate(worst_first(report.hosts)):
-        yield (",\n    " if number else "    ") + json.dumps(host_json(h))
+        yield (",\n    " if number else "    ") + host_json_text(h)
     yield "\n  ]\n}\n"
 
 
