@@ -272,24 +272,32 @@ class _FollowSession(asyncssh.SSHClientSession[bytes]):
             self._end()
 
     def eof_received(self) -> bool:
-        if not self.ended.done():
-            try:
-                if rest := self.splitter.rest():
-                    self.on_lines(rest)
-            except Exception as exc:  # as in data_received
-                self.failure = exc
-                self._end()
-                return False
-            self._end()
-        return True  # stay open for the exit status
+        ok = self._last_line()
+        self._end()
+        return ok  # True: stay open for the exit status
 
     def connection_lost(self, exc: Exception | None) -> None:
+        # asyncssh may never call eof_received: a short command's end of file and close can arrive
+        # before the channel starts reading, and the close then replaces the pending end of file.
+        self._last_line()
         self.closed = True
         if self.error is None:
             self.error = exc
         self._end()
         if not self.gone.done():
             self.gone.set_result(None)
+
+    def _last_line(self) -> bool:
+        """The output's last line if it has no newline, handed over once, when the output ends."""
+        if self.ended.done():
+            return True
+        try:
+            if rest := self.splitter.rest():
+                self.on_lines(rest)
+        except Exception as exc:  # as in data_received
+            self.failure = exc
+            return False
+        return True
 
     def _end(self) -> None:
         if not self.ended.done():
@@ -360,11 +368,11 @@ class AsyncsshTransport:
 
     def _client_keys_for(self, settings: ConnectionSettings) -> list[Any] | None:
         """Loaded key pairs, or None to let asyncssh pick keys (from ~/.ssh/config or the agent)."""
-        paths = tuple(str(Path(p).expanduser()) for p in settings.private_keys)
-        if not paths and self._ssh_config:
+        if not settings.private_keys and self._ssh_config:
             return None
-        cached = self._keys.get(paths)
+        cached = self._keys.get(settings.private_keys)  # by the paths as given: one lookup a host
         if cached is None:
+            paths = tuple(str(Path(p).expanduser()) for p in settings.private_keys)
             try:
                 if paths:
                     cached = list(asyncssh.load_keypairs(list(paths)))
@@ -372,7 +380,7 @@ class AsyncsshTransport:
                     cached = list(load_default_keypairs())
             except (OSError, ValueError, asyncssh.Error) as exc:
                 raise AuthError.unreadable_key(", ".join(paths), exc) from exc
-            self._keys[paths] = cached
+            self._keys[settings.private_keys] = cached
         return cached
 
     # --- one host ----------------------------------------------------------------------------------

@@ -43,5 +43,5 @@ def test_a_swept_host_and_one_never_measured_give_the_encoders_text() -> None:
     measured = _host(measure_rates(before, after), groups=("fleet", "web"))
     assert isinstance(measured.rates.per_second, Packed)  # type: ignore[union-attr]  # the path by position
     assert host_json_text(measured) == json.dumps(host_json(measured))
-    failed = HostResult("h2", "10.0.0.2", ("fleet",), "unreachable", "no route \"x\"", "no_route")
+    failed = HostResult("h2", "10.0.0.2", ("fleet",), "unreachable", 'no route "x"', "no_route")
     assert host_json_text(failed) == json.dumps(host_json(failed))

@@ -254,6 +254,13 @@ def scenario(fleet: TestFleet, tmp_path_factory: pytest.TempPathFactory) -> Iter
     )
     try:
         watcher.wait_for(lambda: all_up(port, 3, 6) and prometheus.ready(), 30, "every host up")
+        # two scrapes of every host before h003 drops: its rate over the storm has samples from
+        # before its loss however late it is back (else the query below can miss it)
+        watcher.wait_for(
+            lambda: len(prometheus.query("count_over_time(node_netstat_Tcp_OutRsts[30s]) >= 2")) == 3,
+            15,
+            "two scrapes of every host",
+        )
         storm = fleet.closed_port_storm("h002", rate=STORM_RATE, duration=STORM_S)
         storm_start = time.time()
         fleet.stop_sshd("h003", kill_sessions=True)  # its connection drops with its sessions
