@@ -53,6 +53,8 @@ class Run:
     rss_per_host_kb: float | None  # above the tool sweeping one host (one per process)
     ok: bool
     note: str
+    walls_beyond_s: list[float]  # every run's, in the order run
+    cpus_s: list[float]
 
 
 def _tree_memory_kb(root: int) -> tuple[int, int]:
@@ -123,6 +125,7 @@ def main() -> int:
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = parser.parse_args()
 
+    from fleetrst.scale import default_procs
     from fleetrst.testing import TestFleet
 
     compile_bytecode()
@@ -167,7 +170,8 @@ def main() -> int:
         # each tool: its command line, the check of its output, and its command line for one host
         commands: dict[str, tuple[list[str], Callable[[int, str], bool], list[str] | None]] = {
             "floor": (floor_argv(hosts_file), lambda rc, _: rc == 0, floor_argv(one_host_file)),
-            "fleetrst": (sweep, fleetrst_ok, [*sweep, *one_host]),
+            # its one-host run has as many processes as its full run (else RSS/host counts a process)
+            "fleetrst": (sweep, fleetrst_ok, [*sweep, "--procs", str(default_procs(args.hosts)), *two_hosts]),
             "fleetrst-procs1": ([*sweep, "--procs", "1"], fleetrst_ok, [*sweep, "--procs", "1", *one_host]),
             "fleetrst-procs2": ([*sweep, "--procs", "2"], fleetrst_ok, [*sweep, "--procs", "2", *two_hosts]),
             "fleetrst-nohistory": ([*sweep, "--no-history"], fleetrst_ok, None),
@@ -239,10 +243,12 @@ def main() -> int:
         # made here, not in whichever tool comes first.
         timed(commands[tools[0]][0], env)
         # Round by round, every tool once a round: what drifts on the machine over the run (its load,
-        # its memory) falls on every tool alike, not on the ones that ran last.
+        # its memory) falls on every tool alike, not on the ones that ran last. Each round starts
+        # one tool further on, so that no tool always runs straight after the same other one.
         runs: dict[str, list[tuple[float, float, float, float, bool]]] = {tool: [] for tool in tools}
-        for _ in range(args.repeat):
-            for tool in tools:
+        for round_number in range(args.repeat):
+            turn = round_number % len(tools)
+            for tool in tools[turn:] + tools[:turn]:
                 argv, check, _alone = commands[tool]
                 wall, cpu, rc, out, peak_rss, peak_pss = timed(argv, env)
                 runs[tool].append((wall, cpu, peak_rss, peak_pss, check(rc, out)))
@@ -259,7 +265,7 @@ def main() -> int:
             per_host = None
             if alone is not None and args.hosts > 2:
                 base = timed(alone, env)[4]
-                in_base = 2 if alone[-1] == two_hosts[-1] else 1
+                in_base = 2 if alone[-1] == two_hosts[-1] else 1  # one a worker process
                 per_host = (statistics.median(rss) - base) * 1024 / (args.hosts - in_base)
             results.append(
                 Run(
@@ -271,6 +277,8 @@ def main() -> int:
                     per_host,
                     all(oks),
                     f"{args.repeat} run(s)",
+                    [round(w - args.window, 2) for w in walls],
+                    [round(c, 2) for c in cpus],
                 )
             )
 
@@ -295,6 +303,11 @@ def main() -> int:
             f"{r.peak_rss_mb:>14.1f} {r.peak_pss_mb:>14.1f} {per_host:>14} {ratio:>16}  "
             + ("yes" if r.ok else "NO")
         )
+    if args.repeat > 1:
+        print("\nevery run (beyond the window / client CPU, s), in the order run:")
+        for r in results:
+            pairs = ", ".join(f"{w:.1f}/{c:.2f}" for w, c in zip(r.walls_beyond_s, r.cpus_s, strict=True))
+            print(f"{r.tool:<24} {pairs}")
     if args.json:
         Path(args.json).write_text(json.dumps([r.__dict__ for r in results], indent=2))
     return 0 if all(r.ok for r in results) else 1

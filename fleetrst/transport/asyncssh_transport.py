@@ -33,6 +33,7 @@ from .base import (
     ConnectionLost,
     ExecResult,
     HostKeyError,
+    OutputTooLarge,
     SettingsError,
     TransportError,
     Unreachable,
@@ -43,7 +44,6 @@ from .common import (
     classify_os_error,
     decode_output,
     known_hosts_files,
-    read_capped,
     read_text_files,
 )
 from .known_hosts import NewHostKeys
@@ -59,22 +59,24 @@ class AsyncsshSession:
     async def run(self, command: str, *, timeout: float, max_output: int = DEFAULT_MAX_OUTPUT) -> ExecResult:
         try:
             async with asyncio.timeout(timeout):
-                process = await self._conn.create_process(command, encoding=None, stdin=asyncssh.DEVNULL)
+                channel, session = await self._conn.create_session(
+                    lambda: _RunSession(max_output), command, encoding=None
+                )
                 try:
-                    stdout, stderr = await asyncio.gather(
-                        read_capped(process.stdout, max_output, fail=True),
-                        read_capped(process.stderr, STDERR_KEEP, fail=False),
-                    )
-                    await process.wait_closed()
+                    channel.write_eof()  # nothing for its standard input
+                    await session.done
+                    if session.over:
+                        raise OutputTooLarge.over(max_output)
                 except BaseException:
                     # Timed out, over the cap, or the sweep was stopped: end the remote command now
                     # (sshd passes the signal on; the probe's trap ends its sleep) rather than leave
                     # it running on the host until it next writes to the closed channel.
-                    with contextlib.suppress(Exception):
-                        process.send_signal("TERM")
+                    if not session.closed:
+                        with contextlib.suppress(Exception):
+                            channel.send_signal("TERM")
                     raise
                 finally:
-                    process.close()
+                    channel.close()
         except TimeoutError:
             raise CommandTimeout.after(timeout) from None
         except (asyncssh.ConnectionLost, asyncssh.DisconnectError) as exc:
@@ -83,9 +85,19 @@ class AsyncsshSession:
             raise CommandFailed(f"ssh error while running the command: {exc.reason}") from exc
         except OSError as exc:
             raise ConnectionLost.during_command(exc) from exc
-        if process.exit_status is None and process.exit_signal is None:
+        error = session.error
+        if isinstance(error, asyncssh.ConnectionLost | asyncssh.DisconnectError):
+            raise ConnectionLost.during_command(error.reason) from error
+        if isinstance(error, asyncssh.Error):
+            raise CommandFailed(f"ssh error while running the command: {error.reason}") from error
+        if isinstance(error, OSError):
+            raise ConnectionLost.during_command(error) from error
+        status = channel.get_exit_status()
+        if status is None:
             raise ConnectionLost.no_exit_status()
-        return ExecResult(decode_output(stdout), decode_output(stderr), process.exit_status)
+        return ExecResult(
+            decode_output(b"".join(session.stdout)), decode_output(b"".join(session.stderr)), status
+        )
 
     @contextlib.asynccontextmanager
     async def stream(
@@ -155,6 +167,53 @@ class AsyncsshSession:
         with contextlib.suppress(Exception):
             async with asyncio.timeout(2):
                 await self._conn.wait_closed()
+
+
+class _RunSession(asyncssh.SSHClientSession[bytes]):
+    """A command's output kept as it arrives, for :meth:`AsyncsshSession.run`: standard output up to
+    ``max_output`` bytes (one byte more and the caller is woken to end the command: OutputTooLarge),
+    the first ``STDERR_KEEP`` bytes of standard error, the rest dropped, so memory stays bounded. A
+    plain session, not the process, its readers and the tasks reading them that asyncssh's ``run``
+    builds: a sweep runs one command a host."""
+
+    def __init__(self, max_output: int) -> None:
+        self.max_output = max_output
+        self.stdout: list[bytes] = []
+        self.stdout_size = 0
+        self.stderr: list[bytes] = []
+        self.stderr_size = 0
+        self.over = False
+        self.closed = False
+        self.error: Exception | None = None
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes, datatype: int | None) -> None:
+        if datatype is None:
+            if self.over:
+                return
+            if self.stdout_size + len(data) > self.max_output:
+                self.over = True
+                self.stdout.clear()
+                self._done()
+                return
+            self.stdout_size += len(data)
+            self.stdout.append(data)
+        elif self.stderr_size < STDERR_KEEP:
+            kept = data[: STDERR_KEEP - self.stderr_size]
+            self.stderr_size += len(kept)
+            self.stderr.append(kept)
+
+    def eof_received(self) -> bool:
+        return True  # stay open for the exit status; the close ends the command
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.error = exc
+        self._done()
+
+    def _done(self) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
 
 
 class _StreamSession(asyncssh.SSHClientSession[bytes]):
