@@ -46,7 +46,8 @@ class PreparedOptions:
         fresh = _prepare(loop, host, options)
         if found is None:
             if len(self._templates) < _MAX_TEMPLATES:
-                self._templates[key] = (fresh, None)
+                # a copy of its own: the first host's connection sets its ``waiter`` on ``fresh``
+                self._templates[key] = (_rehosted(fresh, host, options["client_factory"]), None)
         elif found[1] is None:
             copied = _rehosted(found[0], host, options["client_factory"])
             self._templates[key] = (found[0], _equivalent(_prepared_state(copied), _prepared_state(fresh)))
