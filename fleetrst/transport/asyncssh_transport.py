@@ -79,24 +79,13 @@ class AsyncsshSession:
                     channel.close()
         except TimeoutError:
             raise CommandTimeout.after(timeout) from None
-        except (asyncssh.ConnectionLost, asyncssh.DisconnectError) as exc:
-            raise ConnectionLost.during_command(exc.reason) from exc
-        except asyncssh.Error as exc:
-            raise CommandFailed(f"ssh error while running the command: {exc.reason}") from exc
-        except OSError as exc:
-            raise ConnectionLost.during_command(exc) from exc
-        error = session.error
-        if isinstance(error, asyncssh.ConnectionLost | asyncssh.DisconnectError):
-            raise ConnectionLost.during_command(error.reason) from error
-        if isinstance(error, asyncssh.Error):
-            raise CommandFailed(f"ssh error while running the command: {error.reason}") from error
-        if isinstance(error, OSError):
-            raise ConnectionLost.during_command(error) from error
-        status = channel.get_exit_status()
-        if status is None:
-            raise ConnectionLost.no_exit_status()
+        except (asyncssh.Error, OSError) as exc:
+            raise _command_error(exc, "running the command") from exc
+        _raise_for_end(session.error, channel, "running the command")
         return ExecResult(
-            decode_output(b"".join(session.stdout)), decode_output(b"".join(session.stderr)), status
+            decode_output(b"".join(session.stdout)),
+            decode_output(b"".join(session.stderr)),
+            channel.get_exit_status(),
         )
 
     @contextlib.asynccontextmanager
@@ -154,12 +143,8 @@ class AsyncsshSession:
                 factory, command, encoding=None, window=window, max_pktsize=min(32768, window)
             )
             channel.write_eof()  # nothing for its standard input
-        except (asyncssh.ConnectionLost, asyncssh.DisconnectError) as exc:
-            raise ConnectionLost.during_command(exc.reason) from exc
-        except asyncssh.Error as exc:
-            raise CommandFailed(f"ssh error while starting the command: {exc.reason}") from exc
-        except OSError as exc:
-            raise ConnectionLost.during_command(exc) from exc
+        except (asyncssh.Error, OSError) as exc:
+            raise _command_error(exc, "starting the command") from exc
         return channel, session
 
     async def close(self) -> None:
@@ -363,16 +348,23 @@ class _FollowSession(asyncssh.SSHClientSession[bytes]):
             self.ended.set_result(None)
 
 
-def _raise_for_end(error: Exception | None, channel: Any) -> None:
-    """After a streamed command's output ended: what went wrong with the connection or the command, if
-    anything, raised as a TransportError."""
-    if isinstance(error, asyncssh.ConnectionLost | asyncssh.DisconnectError):
-        raise ConnectionLost.during_command(error.reason) from error
-    if isinstance(error, asyncssh.Error):
-        raise CommandFailed(f"ssh error while reading the command's output: {error.reason}") from error
-    if isinstance(error, OSError):
-        raise ConnectionLost.during_command(error) from error
-    if channel.get_exit_status() is None and channel.get_exit_signal() is None:
+def _command_error(exc: asyncssh.Error | OSError, doing: str) -> TransportError:
+    """What asyncssh or the socket raised while ``doing`` something with a command, as ours."""
+    if isinstance(exc, asyncssh.ConnectionLost | asyncssh.DisconnectError):
+        return ConnectionLost.during_command(exc.reason)
+    if isinstance(exc, asyncssh.Error):
+        return CommandFailed(f"ssh error while {doing}: {exc.reason}")
+    return ConnectionLost.during_command(exc)
+
+
+def _raise_for_end(
+    error: Exception | None, channel: Any, doing: str = "reading the command's output"
+) -> None:
+    """After a command's output ended: what went wrong with the connection (``error``, as its session
+    was told at the close) or the command (no exit status or signal), if anything, as ours."""
+    if isinstance(error, asyncssh.Error | OSError):
+        raise _command_error(error, doing) from error
+    if channel.get_exit_status() is None:  # -1 when it ended by a signal
         raise ConnectionLost.no_exit_status()
 
 

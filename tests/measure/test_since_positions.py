@@ -11,13 +11,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from fleetrst.history import counters as stored
 from fleetrst.measure.counters import GAUGES, packed_snapshot
 from fleetrst.measure.interval import _plan_of, counts_since
 from fleetrst.model import Packed, RecordedSnapshot, Snapshot, names_of
+from tests.helpers import examples
 from tests.measure.test_counters import LOADS, pair
 
 AT = "2026-11-30T06:00:00+00:00"
@@ -99,7 +100,7 @@ def two_layouts(draw: st.DrawFn) -> tuple[Snapshot, Snapshot]:
     return stored_earlier, now
 
 
-@settings(max_examples=200, deadline=None)
+@examples(200)
 @given(two_layouts())
 def test_any_two_layouts_count_the_same_by_position_as_by_name(samples: tuple[Snapshot, Snapshot]) -> None:
     before, after = samples
