@@ -139,3 +139,21 @@ def test_a_signal_stops_every_worker_promptly_keeps_finished_hosts_and_leaves_no
         assert results[name].error == f"interrupted by {sig.name} before this host finished"
     assert multiprocessing.active_children() == []
     assert signal.getsignal(sig) is before, "the parent's signal handlers are put back"
+
+
+def test_workers_inherit_the_parents_objects_frozen_and_the_parent_gets_them_back(tmp_path) -> None:
+    """What a forked worker inherits is out of its garbage collector's reach (no copy-on-write of
+    every inherited page at its first full collection); the parent's collector is as it was."""
+    import gc
+
+    def counting_transports() -> FunctionTransport:
+        (tmp_path / str(os.getpid())).write_text(str(gc.get_freeze_count()))
+        return transports()
+
+    assert gc.get_freeze_count() == 0
+    report = run_fleet_sweep(fleet_of(4), OPTIONS, Scale(procs=2), transports=counting_transports)
+    assert [h.status for h in report.hosts] == ["warning", "ok", "ok", "unreachable"]  # as with one
+    frozen = [int(p.read_text()) for p in tmp_path.iterdir()]
+    assert len(frozen) == 2, "one count a worker"
+    assert all(count > 10_000 for count in frozen), frozen  # the interpreter and every module
+    assert gc.get_freeze_count() == 0
