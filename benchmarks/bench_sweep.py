@@ -308,6 +308,21 @@ def main() -> int:
         for r in results:
             pairs = ", ".join(f"{w:.1f}/{c:.2f}" for w, c in zip(r.walls_beyond_s, r.cpus_s, strict=True))
             print(f"{r.tool:<24} {pairs}")
+    if floor and args.repeat > 1:
+        # Each run against the floor's run of the same round (they ran a minute apart at most): what
+        # the machine's load did to that round falls on both sides of the ratio.
+        print("\nagainst the floor's run of the same round (wall beyond the window / client CPU):")
+        for r in results:
+            if r is floor:
+                continue
+            walls = [w / f for w, f in zip(r.walls_beyond_s, floor.walls_beyond_s, strict=True)]
+            cpus = [c / f for c, f in zip(r.cpus_s, floor.cpus_s, strict=True)]
+            print(
+                f"{r.tool:<24} median {statistics.median(walls):.2f}x / {statistics.median(cpus):.2f}x; "
+                f"CPU {min(cpus):.2f}x to {max(cpus):.2f}x, at or under the floor's in "
+                f"{sum(c <= 1.0 for c in cpus)} of {len(cpus)} rounds"
+            )
+            r.note += f"; paired CPU ratios {[round(c, 3) for c in cpus]}"
     if args.json:
         Path(args.json).write_text(json.dumps([r.__dict__ for r in results], indent=2))
     return 0 if all(r.ok for r in results) else 1
