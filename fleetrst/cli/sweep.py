@@ -9,12 +9,13 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from ..errors import UsageError
-from ..model import FleetReport, HostResult
+from ..model import FleetReport, HostResult, Target
 from . import audit, investigate, options
 from .context import Context
 
 if TYPE_CHECKING:
-    from ..sweep import Progress
+    from ..scale import Scale
+    from ..sweep import Investigator, Progress
 
 DESCRIPTION = (
     "Connect to every selected host at once, read its kernel TCP counters twice, WINDOW apart (the "
@@ -184,10 +185,25 @@ def run(args: argparse.Namespace, context: Context) -> int:
 
         sys.stdout.write(format_list_hosts(names))
         return 0
+    from ..scale import collector_for_sweep
+
+    investigator = investigate.investigator_from_args(args)
+    # The sweep, its record and its output, with the collector set for a sweep (see scale.collector)
+    with collector_for_sweep():
+        return _sweep_and_report(args, targets, warn, crit, scale, investigator)
+
+
+def _sweep_and_report(
+    args: argparse.Namespace,
+    targets: list[Target],
+    warn: dict[str, float],
+    crit: dict[str, float],
+    scale: Scale,
+    investigator: Investigator | None,
+) -> int:
     from ..scale import run_fleet_sweep
     from ..sweep import SweepOptions
 
-    investigator = investigate.investigator_from_args(args)
     with audit.audit_sweep(args, targets) as recorder:
         sweep_options = SweepOptions(
             window_s=args.window,

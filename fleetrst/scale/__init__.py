@@ -31,11 +31,13 @@ from ..sweep import (
     run_sweep,
 )
 from ..transport.base import Transports
+from .collector import collector_for_sweep
 from .plan import plan_shards, shard_options
 
 __all__ = [
     "PROCS_MIN_HOSTS",
     "Scale",
+    "collector_for_sweep",
     "default_procs",
     "plan_shards",
     "run_fleet_sweep",
@@ -63,6 +65,7 @@ def default_procs(n_hosts: int, n_cores: int | None = None) -> int:
     return max(1, n_cores) if n_hosts >= PROCS_MIN_HOSTS else 1
 
 
+@collector_for_sweep()  # the collector set for a sweep, as long as it runs (see scale.collector)
 def run_fleet_sweep(
     targets: Sequence[Target],
     options: SweepOptions,
