@@ -98,10 +98,13 @@ def _prepared_state(options: Any) -> dict[str, Any]:
     return {name: value for name, value in vars(options).items() if name != "waiter"}
 
 
+_BY_VALUE = (str, int, float, tuple, type(None))  # a tuple, not ``str | int | ...``, made anew per call
+
+
 def _key_of(options: dict[str, Any]) -> Hashable:
     """The options but the per-connection client factory: values by equality, objects by identity."""
     return tuple(
-        (name, value if isinstance(value, str | int | float | bool | tuple | None) else id(value))
+        (name, value if isinstance(value, _BY_VALUE) else id(value))
         for name, value in sorted(options.items())
         if name != "client_factory"
     )
