@@ -1,5 +1,3 @@
-import sys
+from .main import console_main
 
-from .main import main
-
-sys.exit(main())
+console_main()
