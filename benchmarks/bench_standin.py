@@ -221,7 +221,8 @@ def main() -> int:
         )
         print(
             f"{'tool':<18} {'beyond window (s)':>18} {'client CPU (s)':>15} {'CPU/host (ms)':>14} "
-            f"{'peak RSS (MB)':>14} {'RSS/host (KB)':>14} {'PSS/host (KB)':>14}  measured"
+            f"{'peak RSS (MB)':>14} {'base RSS (MB)':>14} {'RSS/host (KB)':>14} "
+            f"{'PSS/host (KB)':>14}  measured"
         )
         for tool in [t.strip() for t in args.tools.split(",") if t.strip()]:
             argv, alone, in_base = commands[tool]
@@ -236,7 +237,8 @@ def main() -> int:
             pss_per_host = (pss - base_pss) * 1024 / (args.hosts - in_base)
             print(
                 f"{tool:<18} {wall - args.window:>18.2f} {cpu:>15.2f} {cpu * 1000 / args.hosts:>14.2f} "
-                f"{rss:>14.1f} {per_host:>14.1f} {pss_per_host:>14.1f}  {measured}/{args.hosts}",
+                f"{rss:>14.1f} {base:>14.1f} {per_host:>14.1f} {pss_per_host:>14.1f}  "
+                f"{measured}/{args.hosts}",
                 flush=True,
             )
     finally:

@@ -186,8 +186,10 @@ def run(args: argparse.Namespace, context: Context) -> int:
         sys.stdout.write(format_list_hosts(names))
         return 0
     from ..scale import collector_for_sweep
+    from ..transport import import_transports
 
     investigator = investigate.investigator_from_args(args)
+    import_transports(t.connection.connection for t in targets)  # not under the collector: see there
     # The sweep, its record and its output, with the collector set for a sweep (see scale.collector)
     with collector_for_sweep():
         return _sweep_and_report(args, targets, warn, crit, scale, investigator)

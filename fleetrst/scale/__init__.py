@@ -14,11 +14,13 @@ here (:func:`fleetrst.sweep.run_sweep`).
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Concatenate, ParamSpec, TypeVar
 
 from ..model import FleetReport, HostResult, Target
 from ..sweep import (
@@ -30,6 +32,7 @@ from ..sweep import (
     fleet_report,
     run_sweep,
 )
+from ..transport import import_transports
 from ..transport.base import Transports
 from .collector import collector_for_sweep
 from .plan import plan_shards, shard_options
@@ -65,6 +68,26 @@ def default_procs(n_hosts: int, n_cores: int | None = None) -> int:
     return max(1, n_cores) if n_hosts >= PROCS_MIN_HOSTS else 1
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _transports_imported_first(
+    sweep: Callable[Concatenate[Sequence[Target], _P], _R],
+) -> Callable[Concatenate[Sequence[Target], _P], _R]:
+    """The targets' transports imported before ``sweep`` (and its collector) starts; a test's own
+    transports (``transports=``) import nothing."""
+
+    @functools.wraps(sweep)
+    def imported_first(targets: Sequence[Target], /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        if kwargs.get("transports") is None:
+            import_transports(t.connection.connection for t in targets)
+        return sweep(targets, *args, **kwargs)
+
+    return imported_first
+
+
+@_transports_imported_first
 @collector_for_sweep()  # the collector set for a sweep, as long as it runs (see scale.collector)
 def run_fleet_sweep(
     targets: Sequence[Target],

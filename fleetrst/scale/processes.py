@@ -41,7 +41,7 @@ from ..sweep import (
     failed_result,
     hosts_in_flight,
 )
-from ..transport import TransportSet
+from ..transport import TransportSet, import_transports
 from ..transport.base import Transports
 from .collector import collector_for_sweep
 from .plan import plan_shards, shard_options
@@ -91,9 +91,8 @@ def sweep_in_processes(
     # fork: the workers start at once with everything already imported (no 0.5 s of imports each)
     context: Any = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
     workers: list[_Worker] = []
-    if transports is None and any(t.connection.connection == "ssh" for t in targets):
-        # imported once here, not once in each worker (asyncssh and cryptography: ~0.1 s of CPU each)
-        import fleetrst.transport.asyncssh_transport  # noqa: F401
+    if transports is None:  # imported once here, not once in each worker
+        import_transports(t.connection.connection for t in targets)
     for stream in (sys.stdout, sys.stderr):  # a forked worker flushes what it inherited at its exit
         stream.flush()
     stop = _Stop(workers)

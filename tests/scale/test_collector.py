@@ -6,6 +6,7 @@ import gc
 
 import pytest
 
+from fleetrst.model import ConnectionSettings, Target
 from fleetrst.scale import Scale, collector_for_sweep, run_fleet_sweep
 from fleetrst.scale.collector import MIDDLE, OLD, YOUNG
 from fleetrst.sweep import SweepOptions
@@ -65,3 +66,32 @@ def test_run_fleet_sweep_runs_with_it_and_gives_it_back() -> None:
     assert [h.status for h in report.hosts] == ["ok"]
     assert seen and all(threshold == (YOUNG, MIDDLE, OLD) and frozen > 0 for threshold, frozen in seen)
     assert (gc.get_threshold(), gc.get_freeze_count()) == (before, 0)
+
+
+def test_the_transports_are_imported_before_the_collector_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An import's passing garbage (asyncssh's: 35 MB) is collected as usual, not frozen or kept
+    through the sweep; a sweep given its transports imports none."""
+    import fleetrst.scale as scale
+
+    imported: list[tuple[list[str], tuple[int, int, int], int]] = []
+
+    def record(kinds):  # type: ignore[no-untyped-def]
+        imported.append((sorted(kinds), gc.get_threshold(), gc.get_freeze_count()))
+
+    monkeypatch.setattr(scale, "import_transports", record)
+    before = gc.get_threshold()
+    options = SweepOptions(window_s=0.1, timeout_s=5.0)
+    host = FakeHost({"OutRsts": 1.0})
+    given = run_fleet_sweep(
+        [target("h1", "10.231.11.1")],
+        options,
+        Scale(procs=1),
+        transports=lambda: FunctionTransport(lambda t, command: host.answer(command)),
+    )
+    assert imported == [] and [h.status for h in given.hosts] == ["ok"]
+    this_machine = Target(
+        name="localhost", groups=(), connection=ConnectionSettings(address="localhost", connection="local")
+    )
+    report = run_fleet_sweep([this_machine], options, Scale(procs=1))
+    assert imported == [(["local"], before, 0)]
+    assert [h.status for h in report.hosts] in (["ok"], ["warning"], ["critical"])
