@@ -6,8 +6,8 @@ once imported), then allocates and frees a few hundred objects a host, most of t
 reference counts as soon as the host is done. With the collector's defaults (a young collection every
 700 net allocations) a 1,000-host sweep in one process ran ~280 young, ~25 middle and 2 full
 collections, 0.26–0.33 s of its ~3.4 s of CPU; frozen (:func:`gc.freeze`: what exists when the sweep
-starts is never traversed again) and with a young generation of 50,000, it ran 2 collections in
-0.05–0.1 s, and its peak memory was the same (74–85 MB in both). Forked workers inherit the frozen
+starts is never traversed again) and with a young generation of 50,000, it ran 2–8 collections in
+0.05–0.17 s, and its peak memory was the same (74–85 MB in both). Forked workers inherit the frozen
 objects, so their collections do not write to (and copy) the pages they share with the parent.
 
 What is frozen stays until the sweep ends, so a sweep's imports come before it (asyncssh's left
