@@ -41,9 +41,8 @@ from ..sweep import (
     failed_result,
     hosts_in_flight,
 )
-from ..transport import TransportSet, import_transports
+from ..transport import TransportSet
 from ..transport.base import Transports
-from .collector import collector_for_sweep
 from .plan import plan_shards, shard_options
 
 TransportsFactory = Callable[[], Transports]
@@ -85,44 +84,41 @@ def sweep_in_processes(
     """Sweep ``targets`` over ``procs`` worker processes; results in target order, one per target.
 
     ``transports`` makes each worker's transports (in the worker); None for the real ones.
+    Called by :func:`~fleetrst.scale.run_fleet_sweep`, which has imported the transports (one import,
+    shared by the forked workers) and frozen what exists (``scale.collector``: the workers'
+    collections do not copy the pages they share with this process).
     """
     shards = plan_shards(targets, procs)
     options_of = shard_options(options, [len(s) for s in shards])
     # fork: the workers start at once with everything already imported (no 0.5 s of imports each)
     context: Any = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
     workers: list[_Worker] = []
-    if transports is None:  # imported once here, not once in each worker
-        import_transports(t.connection.connection for t in targets)
     for stream in (sys.stdout, sys.stderr):  # a forked worker flushes what it inherited at its exit
         stream.flush()
     stop = _Stop(workers)
     previous = stop.install()
     try:
         parent_ends: list[multiprocessing.connection.Connection] = []
-        # Everything the workers inherit is out of reach of their garbage collector, which would
-        # otherwise write to each inherited object (its gc_refs) at a full collection, copying the
-        # page it is on: 16 MB less memory (PSS) for a 500-host sweep over two workers.
-        with collector_for_sweep():
-            for number, (indices, shard_opts) in enumerate(zip(shards, options_of, strict=True)):
-                parent_end, child_end = context.Pipe()
-                parent_ends.append(parent_end)
-                process = context.Process(
-                    target=_worker_main,
-                    name=f"fleetrst shard {number + 1}/{len(shards)}",
-                    args=(
-                        child_end,
-                        list(parent_ends),
-                        [targets[i] for i in indices],
-                        shard_opts,
-                        investigator,
-                        transports,
-                        len(shards),
-                    ),
-                    daemon=True,
-                )
-                process.start()
-                child_end.close()
-                workers.append(_Worker(number, indices, process, parent_end, Progress(queued=len(indices))))
+        for number, (indices, shard_opts) in enumerate(zip(shards, options_of, strict=True)):
+            parent_end, child_end = context.Pipe()
+            parent_ends.append(parent_end)
+            process = context.Process(
+                target=_worker_main,
+                name=f"fleetrst shard {number + 1}/{len(shards)}",
+                args=(
+                    child_end,
+                    list(parent_ends),
+                    [targets[i] for i in indices],
+                    shard_opts,
+                    investigator,
+                    transports,
+                    len(shards),
+                ),
+                daemon=True,
+            )
+            process.start()
+            child_end.close()
+            workers.append(_Worker(number, indices, process, parent_end, Progress(queued=len(indices))))
         if stop.reason is not None:  # a signal while they started: tell them all
             stop.send(stop.reason)
         return _collect(targets, workers, stop, on_result, on_progress, on_note)
